@@ -1,0 +1,323 @@
+"""SQLAlchemy 2.0 typed models: the clinic tables and the worker's own tables.
+
+Times are stored as timezone-aware UTC (``UtcDateTime``), on SQLite too, so that
+arithmetic never mixes naive and aware values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, whatever the backend keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UtcDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Integer primary keys that autoincrement on SQLite and are BIGINT identity on PostgreSQL.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
+
+
+# --- clinic tables ---------------------------------------------------------------------------
+
+
+class Location(Base):
+    __tablename__ = "locations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(400), default="")
+    phone: Mapped[str | None] = mapped_column(String(32))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)  # E.164
+    # Why SMS is impossible for this patient (unparseable number, carrier said invalid).
+    phone_problem: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    email_problem: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    initial_series_size: Mapped[int] = mapped_column(Integer, default=6)
+    maintenance_interval_days: Mapped[int] = mapped_column(Integer, default=28)
+    # Set (and change_seq bumped) whenever the patient, their sessions or their location
+    # change; the planner clears it only if change_seq is still what it read (incremental planning).
+    needs_plan: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    change_seq: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TreatmentSession(Base):
+    """A booked session (an infusion, a consultation...). Table ``sessions``."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    location_id: Mapped[str | None] = mapped_column(ForeignKey("locations.id"))
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    kind: Mapped[str] = mapped_column(String(64), default="infusion")
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    phase: Mapped[str | None] = mapped_column(String(16))  # as given; derived when null
+    series_number: Mapped[int | None] = mapped_column(Integer)  # as given; derived when null
+    confirmed_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- worker tables ---------------------------------------------------------------------------
+
+MESSAGE_STATUSES = ("planned", "sending", "sent", "delivered", "failed", "cancelled", "skipped")
+UNSENT_STATUSES = ("planned",)
+
+
+class Message(Base):
+    """The outbox: one row per message, written before anything is sent."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_due", "status", "due_at"),
+        Index("ix_messages_session", "session_id", "channel"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    session_starts_at: Mapped[datetime | None] = mapped_column()
+    rule: Mapped[str] = mapped_column(String(100))
+    # reminder | checkin | nudge | alert (to staff) | reply (an answer to an inbound message)
+    kind: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(8))  # sms | email
+    template: Mapped[str] = mapped_column(String(100))
+    due_at: Mapped[datetime] = mapped_column()
+    # The last moment the message is still worth sending (session start, check-in expiry).
+    not_after: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="planned")
+    reason: Mapped[str | None] = mapped_column(String(500))
+    # Explicit recipient (staff alerts, replies to unknown numbers); patients' come from the patient row.
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[str | None] = mapped_column(Text)
+    # Free-form facts for rendering (alert details, the reply text to send, the planner's shifts).
+    data: Mapped[dict[str, Any] | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column()
+
+
+class TemplateVersion(Base):
+    """Staff-edited templates; the highest version of (name, channel, language) is live."""
+
+    __tablename__ = "template_versions"
+    __table_args__ = (UniqueConstraint("name", "channel", "language", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(8))
+    language: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(String(500))
+
+
+class OptOut(Base):
+    """A recipient's opt-out per channel (STOP, unsubscribe, spam report, carrier 21610)."""
+
+    __tablename__ = "opt_outs"
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    address: Mapped[str] = mapped_column(String(320))  # E.164 or lower-cased email
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InboundMessage(Base):
+    """A reply from a patient (or anyone), stored before it is processed."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    provider_message_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    from_address: Mapped[str] = mapped_column(String(320), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), index=True)
+    match_note: Mapped[str | None] = mapped_column(String(500))
+    # crisis | opt_out | opt_in | help | confirm | reschedule | checkin | free_text; null = not processed yet
+    classification: Mapped[str | None] = mapped_column(String(32))
+    score: Mapped[int | None] = mapped_column(Integer)
+    checkin_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    processed_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(String(500))
+
+
+class StaffTask(Base):
+    """An item in the staff inbox: a reply to read, a call to make, an urgent alert."""
+
+    __tablename__ = "staff_tasks"
+    __table_args__ = (Index("ix_staff_tasks_open", "acknowledged_at", "urgent"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # crisis | low_score | reschedule | unconfirmed | free_text | unknown_sender | delivery_failed
+    kind: Mapped[str] = mapped_column(String(32))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), index=True)
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id", ondelete="SET NULL"))
+    summary: Mapped[str] = mapped_column(String(500))
+    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_alert_at: Mapped[datetime | None] = mapped_column()
+    alert_count: Mapped[int] = mapped_column(Integer, default=0)
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    acknowledged_by: Mapped[str | None] = mapped_column(String(320))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class CheckinScore(Base):
+    """A patient's check-in answer (0-10): the mood trend."""
+
+    __tablename__ = "checkin_scores"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id", ondelete="SET NULL"))
+    score: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProviderEvent(Base):
+    """Provider webhook events already applied (SendGrid ``sg_event_id``), for de-duplication."""
+
+    __tablename__ = "provider_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RevokedToken(Base):
+    """Unsubscribe tokens that no longer work."""
+
+    __tablename__ = "revoked_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revoked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="staff")  # admin | staff
+    password_hash: Mapped[str | None] = mapped_column(String(500))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(320))  # a staff email, "system", "patient:<id>", "import"
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any] | None] = mapped_column()
+
+
+class WorkerState(Base):
+    """Small key/value facts shared by workers: last pass times, the policy fingerprint."""
+
+    __tablename__ = "worker_state"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
