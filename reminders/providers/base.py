@@ -1,0 +1,118 @@
+"""The provider interface: one small class per provider, chosen by an explicit mapping.
+
+A provider takes a rendered message and either returns the provider's id for it or
+raises :class:`ProviderError` saying whether retrying can help. Each provider declares
+its rate (messages per second); the dispatcher calls :meth:`Provider.throttle` before
+each send, so no provider is ever sent to faster than its configured rate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A rendered message ready to go. ``to`` is E.164 (SMS) or an email address."""
+
+    message_id: int
+    channel: str  # "sms" | "email"
+    to: str
+    body: str
+    subject: str | None = None
+    html: str | None = None
+    rule: str = ""
+    kind: str = ""
+    session_id: str | None = None
+    patient_id: str | None = None
+    # Latest moment the message is still useful (providers that support it drop it after).
+    not_after: datetime | None = None
+    attachments: tuple[Attachment, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+    unsubscribe_url: str | None = None
+
+
+class ProviderError(Exception):
+    """A send failed. ``permanent`` says retrying cannot help; ``code`` is the provider's own."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        code: str | None = None,
+        retry_after: float | None = None,
+        effect: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
+        self.retry_after = retry_after
+        # What the failure says about the recipient: "opted_out" (SMS 21610),
+        # "invalid_address" (bad number, bounced address), or None.
+        self.effect = effect
+
+
+class TransientError(ProviderError):
+    def __init__(self, message: str, *, code: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, permanent=False, code=code, retry_after=retry_after)
+
+
+class PermanentError(ProviderError):
+    def __init__(self, message: str, *, code: str | None = None, effect: str | None = None) -> None:
+        super().__init__(message, permanent=True, code=code, effect=effect)
+
+
+class RateLimiter:
+    """At most ``rate`` acquisitions per second across threads (0 = unlimited)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def acquire(self) -> None:
+        if self.rate <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + 1.0 / self.rate
+        delay = slot - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+class Provider(ABC):
+    """Sends one channel's messages. Subclasses set ``name`` and ``channel``."""
+
+    name: ClassVar[str]
+    channel: ClassVar[str]
+
+    def __init__(self, *, rate_per_second: float = 0.0) -> None:
+        self.limiter = RateLimiter(rate_per_second)
+
+    def throttle(self) -> None:
+        self.limiter.acquire()
+
+    @abstractmethod
+    def send(self, message: OutgoingMessage) -> str:
+        """Send one message; return the provider's id for it, or raise ProviderError."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; called at shutdown."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "channel": self.channel, "rate_per_second": self.limiter.rate}
