@@ -1,0 +1,85 @@
+"""The FastAPI app: health, metrics, webhooks, unsubscribe and the staff console.
+
+Routers live beside their feature and reach the shared objects through
+``request.app.state.runtime`` (a :class:`reminders.runtime.Runtime`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import func, select, text
+
+from reminders.metrics import REGISTRY, register_database
+from reminders.models import Message, WorkerState
+from reminders.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Feature routers, included when their module exists. Each module exposes `router`.
+ROUTER_MODULES = (
+    "reminders.web.provider_webhooks",
+    "reminders.web.unsubscribe",
+    "reminders.web.inbound",
+    "reminders.web.staff",
+)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(title="reminders", docs_url=None, redoc_url=None)
+    app.state.runtime = runtime
+    register_database(runtime.session_factory)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return health_response(runtime)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    for name in ROUTER_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        app.include_router(module.router)
+    return app
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def health_response(runtime: Runtime, *, now: datetime | None = None) -> Response:
+    now = now or datetime.now(UTC)
+    body: dict[str, object] = {"status": "ok", "database": "ok", "last_pass_at": None}
+    status_code = 200
+    try:
+        with runtime.session_factory() as db:
+            db.execute(text("SELECT 1"))
+            state = db.get(WorkerState, "last_pass_at")
+            in_doubt = db.scalar(
+                select(func.count()).select_from(Message).where(
+                    Message.status == "sending", Message.lease_until < now
+                )
+            )
+            body["messages_in_doubt"] = int(in_doubt or 0)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("health check: database unreachable (%s)", type(exc).__name__)
+        body.update(status="error", database="unreachable")
+        return JSONResponse(body, status_code=503)
+    if state is not None:
+        last = datetime.fromisoformat(state.value)
+        body["last_pass_at"] = last.isoformat()
+        if now - last > timedelta(seconds=runtime.settings.stalled_after_seconds):
+            body["status"] = "stalled"
+            status_code = 503
+    return JSONResponse(body, status_code=status_code)
