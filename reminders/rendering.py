@@ -1,0 +1,68 @@
+"""Turn an outbox row into an :class:`OutgoingMessage`: template, context, attachments."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from reminders.models import Location, Message, Patient, TreatmentSession
+from reminders.planner import recipient_zone
+from reminders.providers.base import Attachment, OutgoingMessage
+from reminders.settings import Settings
+from reminders.templates import build_context, render
+
+log = logging.getLogger(__name__)
+
+
+def _unsubscribe_url(settings: Settings, patient: Patient, address: str) -> str | None:
+    try:
+        from reminders.unsubscribe import unsubscribe_url
+    except ImportError:  # pragma: no cover - the module ships with the package
+        return None
+    return unsubscribe_url(settings, patient_id=patient.id, address=address)
+
+
+def _calendar(settings: Settings, session: TreatmentSession, location: Location | None,
+              patient: Patient) -> Attachment | None:
+    try:
+        from reminders.calendar import session_ics
+    except ImportError:  # pragma: no cover
+        return None
+    tz = recipient_zone(patient_tz=patient.timezone, location_tz=location.timezone if location else None,
+                        default=settings.zone)
+    return session_ics(
+        session_id=session.id, starts_at=session.starts_at, duration_minutes=session.duration_minutes,
+        summary=f"Appointment at {settings.clinic_name}", location_name=location.name if location else "",
+        location_address=location.address if location else "", tz=tz, clinic_name=settings.clinic_name,
+    )
+
+
+def render_outgoing(db: Session, settings: Settings, *, msg: Message, patient: Patient | None,
+                    session: TreatmentSession | None, location: Location | None, to_address: str) -> OutgoingMessage:
+    data: dict[str, Any] = dict(msg.data or {})
+    language = (patient.language if patient else None) or msg.language or "en"
+    patient_email = msg.channel == "email" and patient is not None and msg.kind in ("reminder", "checkin", "nudge")
+    unsubscribe = _unsubscribe_url(settings, patient, to_address) if patient_email and patient else None
+    context = build_context(
+        settings, patient=patient, session=session, location=location,
+        series_number=data.get("series_number"), series_size=data.get("series_size"),
+        unsubscribe_url=unsubscribe, language=language,
+        alert=data if msg.kind == "alert" else None,
+    )
+    context["reply_text"] = data.get("text", "")
+    rendered = render(db, settings, name=msg.template, channel=msg.channel, language=language, context=context)
+    attachments: tuple[Attachment, ...] = ()
+    headers: dict[str, str] = {}
+    if msg.channel == "email" and msg.kind == "reminder" and session is not None and patient is not None:
+        ics = _calendar(settings, session, location, patient)
+        if ics is not None:
+            attachments = (ics,)
+    if unsubscribe:
+        headers = {"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    return OutgoingMessage(
+        message_id=msg.id, channel=msg.channel, to=to_address, body=rendered.text, subject=rendered.subject,
+        html=rendered.html, rule=msg.rule, kind=msg.kind, session_id=msg.session_id, patient_id=msg.patient_id,
+        not_after=msg.not_after, attachments=attachments, headers=headers, unsubscribe_url=unsubscribe,
+    )
