@@ -250,7 +250,7 @@ class Dispatcher:
                 return outcome
             assert to_address is not None
             try:
-                outgoing = self._render(db, msg, patient, session, location, to_address)
+                outgoing, language = self._render(db, msg, patient, session, location, to_address)
             except Exception as exc:  # noqa: BLE001 - a broken template fails this message only
                 self._finish(db, msg.id, status="failed", reason=f"template_error: {exc}"[:500])
                 db.commit()
@@ -261,7 +261,7 @@ class Dispatcher:
                 update(Message)
                 .where(Message.id == msg.id, Message.status == "planned", Message.lease_owner == self.owner)
                 .values(status="sending", attempts=Message.attempts + 1, provider=provider.name,
-                        subject=outgoing.subject, body=outgoing.body, language=msg.language,
+                        subject=outgoing.subject, body=outgoing.body, language=language,
                         updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             ).rowcount
@@ -456,7 +456,7 @@ class Dispatcher:
     # -- rendering ------------------------------------------------------------------------------
 
     def _render(self, db: Session, msg: Message, patient: Patient | None, session: TreatmentSession | None,
-                location: Location | None, to_address: str) -> OutgoingMessage:
+                location: Location | None, to_address: str) -> tuple[OutgoingMessage, str]:
         from reminders.rendering import render_outgoing
 
         return render_outgoing(db, self.settings, msg=msg, patient=patient, session=session,

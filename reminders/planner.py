@@ -343,9 +343,9 @@ def _insert_ignore(db: Session, rows: list[dict[str, Any]]) -> int:
         return 0
     dialect = db.get_bind().dialect.name
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Message)
-    stmt = ins.on_conflict_do_nothing(index_elements=["dedupe_key"])
-    result = db.execute(stmt, rows)
-    return int(result.rowcount or 0) if dialect != "sqlite" else len(rows)
+    stmt = ins.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Message.id)
+    # RETURNING lists only the rows actually inserted (not those the conflict skipped).
+    return len(db.execute(stmt, rows).all())
 
 
 def _cancel_reason(msg: Any, sessions_by_id: dict[str, SessionFacts], future: bool) -> str:

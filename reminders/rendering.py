@@ -11,7 +11,7 @@ from reminders.models import Location, Message, Patient, TreatmentSession
 from reminders.planner import recipient_zone
 from reminders.providers.base import Attachment, OutgoingMessage
 from reminders.settings import Settings
-from reminders.templates import build_context, render
+from reminders.templates import build_context, render_source, resolve_template
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +40,22 @@ def _calendar(settings: Settings, session: TreatmentSession, location: Location 
 
 
 def render_outgoing(db: Session, settings: Settings, *, msg: Message, patient: Patient | None,
-                    session: TreatmentSession | None, location: Location | None, to_address: str) -> OutgoingMessage:
+                    session: TreatmentSession | None, location: Location | None,
+                    to_address: str) -> tuple[OutgoingMessage, str]:
+    """The message ready for its provider, and the language of the template actually used."""
     data: dict[str, Any] = dict(msg.data or {})
-    language = (patient.language if patient else None) or msg.language or "en"
+    wanted = (patient.language if patient else None) or msg.language or "en"
+    source = resolve_template(db, settings, name=msg.template, channel=msg.channel, language=wanted)
     patient_email = msg.channel == "email" and patient is not None and msg.kind in ("reminder", "checkin", "nudge")
     unsubscribe = _unsubscribe_url(settings, patient, to_address) if patient_email and patient else None
     context = build_context(
         settings, patient=patient, session=session, location=location,
         series_number=data.get("series_number"), series_size=data.get("series_size"),
-        unsubscribe_url=unsubscribe, language=language,
+        unsubscribe_url=unsubscribe, language=source.language,
         alert=data if msg.kind == "alert" else None,
     )
     context["reply_text"] = data.get("text", "")
-    rendered = render(db, settings, name=msg.template, channel=msg.channel, language=language, context=context)
+    rendered = render_source(source, context)
     attachments: tuple[Attachment, ...] = ()
     headers: dict[str, str] = {}
     if msg.channel == "email" and msg.kind == "reminder" and session is not None and patient is not None:
@@ -65,4 +68,4 @@ def render_outgoing(db: Session, settings: Settings, *, msg: Message, patient: P
         message_id=msg.id, channel=msg.channel, to=to_address, body=rendered.text, subject=rendered.subject,
         html=rendered.html, rule=msg.rule, kind=msg.kind, session_id=msg.session_id, patient_id=msg.patient_id,
         not_after=msg.not_after, attachments=attachments, headers=headers, unsubscribe_url=unsubscribe,
-    )
+    ), source.language
