@@ -42,6 +42,7 @@ def _cmd_tick(args: argparse.Namespace, rt: Runtime) -> int:
     from reminders.worker import run_tick
 
     rt.settings.check_providers()
+    _ = rt.policy  # validate the policy before touching anything
     rt.upgrade_schema()
     summary = run_tick(rt, now=args.now)
     print(summary.line())
@@ -52,6 +53,7 @@ def _cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
     from reminders.worker import run_daemon
 
     rt.settings.check_providers()
+    _ = rt.policy  # validate the policy before touching anything
     rt.upgrade_schema()
     return run_daemon(rt)
 
@@ -61,6 +63,7 @@ def _cmd_demo(args: argparse.Namespace, rt: Runtime) -> int:
     from reminders.worker import run_daemon
 
     rt.settings.check_providers()
+    _ = rt.policy  # validate the policy before touching anything
     rt.upgrade_schema()
     report = load_demo(rt)
     print(report)

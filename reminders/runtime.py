@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.db import make_engine, make_session_factory
-from reminders.policy import Policy, load_policy
+from reminders.policy import Policy, PolicyError, load_policy
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,10 @@ class Runtime:
 
     @cached_property
     def policy(self) -> Policy:
-        return load_policy(self.settings.policy_file)
+        try:
+            return load_policy(self.settings.policy_file)
+        except PolicyError as exc:
+            raise PolicyError(f"REMINDERS_POLICY_FILE: {exc}") from None
 
     def upgrade_schema(self) -> None:
         from reminders.migrate import upgrade

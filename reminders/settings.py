@@ -142,6 +142,15 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown phone region {value!r}")
         return value
 
+    @field_validator("policy_file", "templates_dir")
+    @classmethod
+    def _find_config(cls, value: Path) -> Path:
+        """Relative paths resolve against the working directory, else the source checkout."""
+        if value.is_absolute() or value.exists():
+            return value
+        beside_package = Path(__file__).resolve().parent.parent / value
+        return beside_package if beside_package.exists() else value
+
     @classmethod
     def settings_customise_sources(
         cls,
