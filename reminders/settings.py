@@ -49,7 +49,9 @@ class _SecretFileSource(PydanticBaseSettingsSource):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        # An empty variable (e.g. passed through by docker-compose) means "not set".
+        env_ignore_empty=True,
     )
 
     # Storage and clinic
