@@ -1,0 +1,83 @@
+"""Every command gives one clear line and a non-zero status on bad input; no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reminders.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REMINDERS_DATABASE_URL", db_url)
+    monkeypatch.setenv("REMINDERS_DRYRUN_DIR", str(tmp_path / "outbox"))
+    monkeypatch.setenv("REMINDERS_POLICY_FILE", str(ROOT / "config" / "policy.yaml"))
+    monkeypatch.setenv("REMINDERS_TEMPLATES_DIR", str(ROOT / "config" / "templates"))
+    return tmp_path
+
+
+def run(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_broken_policy_is_refused_naming_the_rule(env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    policy = env / "policy.yaml"
+    policy.write_text("rules:\n  - name: day-before\n    kind: reminder\n    when: -1 day\n"
+                      "    channels: [sms]\n    template: day_before\n")
+    monkeypatch.setenv("REMINDERS_POLICY_FILE", str(policy))
+    code, _, err = run("tick", capsys=capsys)
+    assert code == 2
+    assert "REMINDERS_POLICY_FILE" in err and "rule 'day-before' field 'when'" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_now_and_unknown_session(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["tick", "--now", "2026-12-01T09:00:00"])  # naive: refused by argparse
+    assert exc.value.code == 2
+    assert "needs an offset" in capsys.readouterr().err
+    code, _, err = run("plan", "--session", "nope", capsys=capsys)
+    assert code == 2 and "no session with id 'nope'" in err
+
+
+def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("REMINDERS_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    code, _, err = run("outbox", capsys=capsys)
+    assert code == 2 and err.startswith("reminders: error: cannot use the database")
+    assert "Traceback" not in err
+
+
+def test_plan_shows_the_timeline_with_reasons(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clinic = env / "clinic.json"
+    clinic.write_text(json.dumps({
+        "patients": [{"id": "p1", "first_name": "Ana", "phone": "4105550101", "sms_consent": True}],
+        "sessions": [{"id": "s1", "patient_id": "p1", "starts_at": "2026-12-01T08:30:00-05:00"}],
+    }))
+    assert main(["import", str(clinic)]) == 0
+    assert main(["tick", "--now", "2026-11-20T12:00:00Z"]) == 0
+    code, out, _ = run("plan", "--session", "s1", "--json", capsys=capsys)
+    assert code == 0
+    report = json.loads(out)
+    assert report["status"] == "scheduled" and report["session"]["series_number"] == 1
+    ride = next(m for m in report["messages"] if m["rule"] == "infusion-ride-sms")
+    assert ride["due_local"].startswith("2026-11-30T20:45") and "evening before" in ride["note"]
+    code, out, _ = run("plan", "--session", "s1", capsys=capsys)
+    assert "infusion-ride-sms" in out and "evening before" in out
+
+
+def test_entry_point_runs_as_a_process(env: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "reminders.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "tick" in result.stdout and "REMINDERS_" in result.stdout
