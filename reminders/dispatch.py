@@ -257,7 +257,7 @@ class Dispatcher:
                 event(log, "template error", level=logging.WARNING, id=msg.id, template=msg.template)
                 return "failed"
             provider = self.providers[msg.channel]
-            marked = db.execute(
+            marked = db.execute(  # type: ignore[attr-defined]
                 update(Message)
                 .where(Message.id == msg.id, Message.status == "planned", Message.lease_owner == self.owner)
                 .values(status="sending", attempts=Message.attempts + 1, provider=provider.name,

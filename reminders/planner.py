@@ -18,13 +18,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reminders.logs import event
 from reminders.models import Location, Message, Patient, TreatmentSession, WorkerState, utcnow
-from reminders.policy import FixedTime, Offset, Policy, Rule, fixed_local, place_outside_quiet, shift, to_local_instant
+from reminders.policy import (
+    FixedTime,
+    Offset,
+    Policy,
+    Rule,
+    fixed_local,
+    place_outside_quiet,
+    shift,
+    to_local_instant,
+)
 
 log = logging.getLogger(__name__)
 
@@ -366,14 +375,13 @@ def _cancel_reason(msg: Any, sessions_by_id: dict[str, SessionFacts], future: bo
 def plan_pass(
     db: Session, *, policy: Policy, default_tz: ZoneInfo, now: datetime, batch_size: int = 500
 ) -> PlanReport:
-    """Plan every patient marked ``needs_plan``; idempotent and safe to run concurrently."""
+    """Plan every patient marked ``needs_plan``.
+
+    Idempotent and safe to run in several workers at once: inserts skip existing keys
+    (``ON CONFLICT DO NOTHING``), and every update is conditional on the row still being
+    ``planned``, so two planners reach the same result instead of fighting.
+    """
     report = PlanReport()
-    if db.get_bind().dialect.name == "postgresql":
-        # One planner at a time across workers; the others simply skip this pass.
-        got = db.execute(text("SELECT pg_try_advisory_xact_lock(727001)")).scalar()
-        if not got:
-            db.rollback()
-            return report
     _sync_policy_fingerprint(db, policy)
     locations = {loc_id: tz for loc_id, tz in db.execute(select(Location.id, Location.timezone))}
     last_id = ""
@@ -426,7 +434,7 @@ def _plan_batch(
         sessions_by_patient[row.patient_id].append(SessionFacts(*row))
 
     existing_by_key: dict[str, Any] = {}
-    for row in db.execute(
+    for existing in db.execute(
         select(Message.id, Message.dedupe_key, Message.status, Message.reason, Message.kind,
                Message.session_id, Message.session_starts_at, Message.due_at, Message.not_after,
                Message.patient_id)
@@ -437,7 +445,7 @@ def _plan_batch(
                 and_(Message.status == "cancelled", Message.reason.in_(REVIVABLE_REASONS))),
         )
     ):
-        existing_by_key[row.dedupe_key] = row
+        existing_by_key[existing.dedupe_key] = existing
 
     inserts: list[dict[str, Any]] = []
     wanted: set[str] = set()

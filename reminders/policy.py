@@ -20,7 +20,15 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Channel = Literal["sms", "email"]
 RuleKind = Literal["reminder", "checkin", "nudge"]
@@ -126,6 +134,9 @@ class QuietHours(BaseModel):
         return local >= self.start or local < self.end
 
 
+DEFAULT_QUIET: dict[Channel, QuietHours | None] = {"sms": QuietHours(start=time(21), end=time(8)), "email": None}
+
+
 class SessionSelector(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kinds: list[str] = Field(default_factory=lambda: ["infusion"], min_length=1)
@@ -184,9 +195,7 @@ class Rule(BaseModel):
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quiet_hours: dict[Channel, QuietHours | None] = Field(
-        default_factory=lambda: {"sms": QuietHours(start=time(21), end=time(8)), "email": None}
-    )
+    quiet_hours: dict[Channel, QuietHours | None] = Field(default_factory=lambda: dict(DEFAULT_QUIET))
     min_lead: Duration = timedelta(hours=1)
     # How long before quiet hours begin a pre-session message moved to "the evening before" goes.
     quiet_margin: Duration = timedelta(minutes=15)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from reminders.dispatch import DispatchReport, Dispatcher
+from reminders.dispatch import Dispatcher, DispatchReport
 from reminders.logs import event
 from reminders.metrics import PASS_SECONDS
 from reminders.models import WorkerState
@@ -164,7 +164,7 @@ def run_daemon(runtime: Runtime) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30})
-    jobs = {
+    jobs: dict[str, tuple[Callable[[], Any], float]] = {
         "sync": (worker.sync_step, settings.sync_interval_seconds),
         "plan": (worker.plan_step, settings.plan_interval_seconds),
         "safety": (worker.safety_step, settings.pass_interval_seconds),
@@ -195,7 +195,11 @@ def run_daemon(runtime: Runtime) -> int:
 
     # Finish in-flight sends (claimed-but-unsent messages are released), within the grace period.
     server.should_exit = True
-    closer = threading.Thread(target=lambda: (scheduler.shutdown(wait=True), worker.close()), daemon=True)
+    def finish() -> None:
+        scheduler.shutdown(wait=True)
+        worker.close()
+
+    closer = threading.Thread(target=finish, daemon=True)
     closer.start()
     closer.join(settings.shutdown_grace_seconds)
     if closer.is_alive():

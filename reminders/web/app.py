@@ -55,7 +55,8 @@ def create_app(runtime: Runtime) -> FastAPI:
 
 
 def runtime_of(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 def health_response(runtime: Runtime, *, now: datetime | None = None) -> Response:

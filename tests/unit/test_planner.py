@@ -8,10 +8,16 @@ from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reminders.planner import (
-    SessionFacts, derive_series, plan_nudges, plan_patient, plan_session, recipient_zone,
+    SessionFacts,
+    derive_series,
+    plan_nudges,
+    plan_patient,
+    plan_session,
+    recipient_zone,
 )
 from reminders.policy import load_policy, quiet_period
 

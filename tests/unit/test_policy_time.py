@@ -7,11 +7,21 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reminders.policy import (
-    FixedTime, Offset, PolicyError, QuietHours, fixed_local, load_policy, parse_policy,
-    place_outside_quiet, quiet_period, shift, to_local_instant,
+    FixedTime,
+    Offset,
+    PolicyError,
+    QuietHours,
+    fixed_local,
+    load_policy,
+    parse_policy,
+    place_outside_quiet,
+    quiet_period,
+    shift,
+    to_local_instant,
 )
 
 ZONES = ["America/New_York", "America/Los_Angeles", "Europe/London", "Australia/Sydney"]
