@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, text, update
+from sqlalchemy import and_, bindparam, exists, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.logs import event
 from reminders.metrics import MESSAGES_SENT, PROVIDER_ERRORS
-from reminders.models import Location, Message, OptOut, Patient, TreatmentSession, utcnow
+from reminders.models import Location, Message, OptOut, Patient, TreatmentSession, UtcDateTime, utcnow
 from reminders.planner import ACTIVE_STATUSES, recipient_zone
 from reminders.policy import Policy, place_outside_quiet, quiet_period
 from reminders.providers.base import OutgoingMessage, Provider, ProviderError
@@ -78,49 +78,47 @@ class DispatchReport:
 # --- claiming --------------------------------------------------------------------------------
 
 
+_CLAIM_SQL = {
+    # Several workers: SKIP LOCKED lets each take different rows without waiting.
+    "postgresql": """
+        WITH due AS (
+            SELECT id FROM messages
+            WHERE status = 'planned' AND due_at <= :now
+              AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+              AND (lease_until IS NULL OR lease_until < :now)
+            ORDER BY due_at, id
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE messages m SET lease_owner = :owner, lease_until = :until
+        FROM due WHERE m.id = due.id
+        RETURNING m.id
+    """,
+    # One host: the transaction began with BEGIN IMMEDIATE, so it already holds the write lock.
+    "sqlite": """
+        UPDATE messages SET lease_owner = :owner, lease_until = :until
+        WHERE id IN (
+            SELECT id FROM messages
+            WHERE status = 'planned' AND due_at <= :now
+              AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+              AND (lease_until IS NULL OR lease_until < :now)
+            ORDER BY due_at, id
+            LIMIT :limit
+        )
+        RETURNING id
+    """,
+}
+
+
 def claim_due(db: Session, *, now: datetime, owner: str, limit: int, lease: timedelta) -> list[int]:
     """Lease up to ``limit`` due messages to ``owner``; returns their ids (committed)."""
-    until = now + lease
     dialect = db.get_bind().dialect.name
-    if dialect == "postgresql":
-        rows = db.execute(
-            text(
-                """
-                WITH due AS (
-                    SELECT id FROM messages
-                    WHERE status = 'planned' AND due_at <= :now
-                      AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
-                      AND (lease_until IS NULL OR lease_until < :now)
-                    ORDER BY due_at, id
-                    LIMIT :limit
-                    FOR UPDATE SKIP LOCKED
-                )
-                UPDATE messages m SET lease_owner = :owner, lease_until = :until
-                FROM due WHERE m.id = due.id
-                RETURNING m.id
-                """
-            ),
-            {"now": now, "limit": limit, "owner": owner, "until": until},
-        ).scalars().all()
-    else:
-        naive_now, naive_until = now.astimezone(UTC).replace(tzinfo=None), until.astimezone(UTC).replace(tzinfo=None)
-        rows = db.execute(
-            text(
-                """
-                UPDATE messages SET lease_owner = :owner, lease_until = :until
-                WHERE id IN (
-                    SELECT id FROM messages
-                    WHERE status = 'planned' AND due_at <= :now
-                      AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
-                      AND (lease_until IS NULL OR lease_until < :now)
-                    ORDER BY due_at, id
-                    LIMIT :limit
-                )
-                RETURNING id
-                """
-            ),
-            {"now": naive_now, "limit": limit, "owner": owner, "until": naive_until},
-        ).scalars().all()
+    stmt = text(_CLAIM_SQL["postgresql" if dialect == "postgresql" else "sqlite"]).bindparams(
+        # Typed, so times are written exactly as the columns store them (SQLite compares text).
+        bindparam("now", type_=UtcDateTime()),
+        bindparam("until", type_=UtcDateTime()),
+    )
+    rows = db.execute(stmt, {"now": now, "until": now + lease, "limit": limit, "owner": owner}).scalars().all()
     db.commit()
     return sorted(int(r) for r in rows)
 
