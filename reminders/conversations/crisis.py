@@ -93,6 +93,9 @@ def _squeeze(token: str) -> str:
     return re.sub(r"(.)\1+", r"\1", token)
 
 
+_SQUEEZED_REWRITES: dict[str, str] = {}
+
+
 def tokens(text: str, *, pattern: bool = False) -> list[str]:
     """The normalised words of a text, or of a phrase (``pattern``: ``*`` marks a prefix)."""
     text = fold(text)
@@ -107,9 +110,13 @@ def tokens(text: str, *, pattern: bool = False) -> list[str]:
             word = word.translate(_LOOKALIKES)
         parts.extend(re.findall(r"[a-z0-9*]+", word))
     out: list[str] = []
-    for part in _join_spelled_letters(parts):
-        out.extend(_REWRITES.get(part, part).split())
-    return [_squeeze(t) if not t.endswith("*") else _squeeze(t[:-1]) + "*" for t in out]
+    # Squeezed first: "canttt" -> "cant" before the rewrite lookup, "s uuu i c i d e" joins.
+    for part in _join_spelled_letters([_squeeze(p) for p in parts]):
+        out.extend(_squeeze(w) for w in _SQUEEZED_REWRITES.get(part, part).split())
+    return out
+
+
+_SQUEEZED_REWRITES.update({_squeeze(k): v for k, v in _REWRITES.items()})
 
 
 def _join_spelled_letters(words: list[str]) -> list[str]:
@@ -117,11 +124,11 @@ def _join_spelled_letters(words: list[str]) -> list[str]:
     out: list[str] = []
     run: list[str] = []
     for word in words + [""]:
-        if len(word) == 1 and word.isalpha():
+        if len(word) == 1 and (word.isalpha() or word in "013457"):
             run.append(word)
             continue
-        if len(run) >= 3:
-            out.append("".join(run))
+        if len(run) >= 3 and sum(ch.isalpha() for ch in run) >= 2:
+            out.append("".join(run).translate(_LOOKALIKES))
         else:
             out.extend(run)
         run = []

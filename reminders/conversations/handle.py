@@ -20,10 +20,10 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import phonenumbers
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import CursorResult, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,6 +62,11 @@ class InboundResult:
     task_ids: list[int] = field(default_factory=list)
     alert_count: int = 0
     error: str | None = None
+
+
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE changed (the claim must change exactly one)."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 # --- addresses and matching --------------------------------------------------------------------
@@ -314,11 +319,11 @@ def process_inbound(
     try:
         screen = screen_for(settings)
         with factory() as db:
-            claimed = db.execute(
+            claimed = rowcount(db.execute(
                 update(InboundMessage)
                 .where(InboundMessage.id == inbound_id, InboundMessage.processed_at.is_(None))
                 .values(processed_at=now, error=None)
-            ).rowcount
+            ))
             if claimed != 1:
                 db.rollback()
                 return _stored_result(factory, inbound_id, duplicate=True)

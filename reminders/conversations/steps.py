@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from reminders.conversations.handle import create_alerts
+from reminders.conversations.handle import create_alerts, rowcount
 from reminders.conversations.replies import format_when
 from reminders.logs import event
 from reminders.models import StaffTask, TreatmentSession
@@ -42,13 +42,13 @@ def realert_unacknowledged(db: Session, settings: Settings, now: datetime) -> in
     done = 0
     for task in due:
         # Claim this round: only one worker moves alert_count from n to n+1.
-        claimed = db.execute(
+        claimed = rowcount(db.execute(
             update(StaffTask)
             .where(StaffTask.id == task.id, StaffTask.alert_count == task.alert_count,
                    StaffTask.acknowledged_at.is_(None))
             .values(last_alert_at=now)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if claimed != 1:
             continue
         create_alerts(db, settings, task, now)
