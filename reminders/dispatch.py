@@ -24,7 +24,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.logs import event
 from reminders.metrics import MESSAGES_SENT, PROVIDER_ERRORS
-from reminders.models import Location, Message, OptOut, Patient, TreatmentSession, UtcDateTime, utcnow
+from reminders.models import (
+    Location,
+    Message,
+    OptOut,
+    Patient,
+    TreatmentSession,
+    UtcDateTime,
+    utcnow,
+)
 from reminders.planner import ACTIVE_STATUSES, recipient_zone
 from reminders.policy import Policy, place_outside_quiet, quiet_period
 from reminders.providers.base import OutgoingMessage, Provider, ProviderError
@@ -384,7 +392,13 @@ class Dispatcher:
         if problem is not None:
             rule = self.policy.rule(msg.rule)
             if rule is not None and rule.fallback and rule.fallback != msg.channel:
-                return Verdict("fallback", problem), None
+                other = patient.phone if rule.fallback == "sms" else patient.email
+                other_problem = contact_problem(
+                    rule.fallback, patient, bool(other) and is_opted_out(db, rule.fallback, other or "")
+                )
+                if other_problem is None:
+                    return Verdict("fallback", problem), None
+                return Verdict("skip", f"{problem}; {rule.fallback} fallback impossible: {other_problem}"), None
             return Verdict("skip", problem), None
         tz = recipient_zone(patient_tz=patient.timezone, location_tz=location.timezone if location else None,
                             default=self.settings.zone)
