@@ -18,7 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, String, Table, any_, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from reminders.clinic.changes import mark_patients_dirty
@@ -45,7 +46,8 @@ CSV_FILES = {f"{name}.csv": name for name in ENTITIES}
 LOCATIONS = cast(Table, Location.__table__)
 PATIENTS = cast(Table, Patient.__table__)
 SESSIONS = cast(Table, TreatmentSession.__table__)
-CHUNK = 900  # ids per IN (...) query: below SQLite's historic 999-variable limit
+CHUNK = 900  # ids per IN (...) query on SQLite: below its historic 999-variable limit
+PG_CHUNK = 10_000  # ids per = ANY(array) query on PostgreSQL
 
 LOCATION_COLUMNS = ("name", "address", "phone", "timezone")
 PATIENT_COLUMNS = (
@@ -293,12 +295,24 @@ def _validated(
     return accepted
 
 
+def _chunks(db: Session, ids: Sequence[str]) -> Iterable[list[str]]:
+    size = PG_CHUNK if db.get_bind().dialect.name == "postgresql" else CHUNK
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+def _among(db: Session, column: Any, chunk: list[str]) -> ColumnElement[bool]:
+    """``column IN (...)``; on PostgreSQL ``= ANY(array)``: one parameter, so psycopg's
+    prepared (generic) plan still uses the index instead of a scan per chunk."""
+    if db.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam("ids", chunk, type_=ARRAY(String)))
+    return column.in_(chunk)
+
+
 def _existing_ids(db: Session, table: Table, ids: Iterable[str]) -> set[str]:
     found: set[str] = set()
-    wanted = sorted(set(ids))
-    for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start : start + CHUNK]
-        found.update(db.execute(select(table.c.id).where(table.c.id.in_(chunk))).scalars())
+    for chunk in _chunks(db, sorted(set(ids))):
+        found.update(db.execute(select(table.c.id).where(_among(db, table.c.id, chunk))).scalars())
     return found
 
 
@@ -341,9 +355,8 @@ def _existing(
 ) -> dict[str, dict[str, Any]]:
     cols = [table.c.id, *(table.c[name] for name in columns)]
     found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        for row in db.execute(select(*cols).where(table.c.id.in_(chunk))).mappings():
+    for chunk in _chunks(db, ids):
+        for row in db.execute(select(*cols).where(_among(db, table.c.id, chunk))).mappings():
             found[row["id"]] = dict(row)
     return found
 
@@ -429,12 +442,7 @@ def _merge_session(
 def _patients_at(db: Session, location_ids: Iterable[str]) -> set[str]:
     table = SESSIONS
     found: set[str] = set()
-    ids = sorted(set(location_ids))
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        found.update(
-            db.execute(
-                select(table.c.patient_id).where(table.c.location_id.in_(chunk)).distinct()
-            ).scalars()
-        )
+    for chunk in _chunks(db, sorted(set(location_ids))):
+        query = select(table.c.patient_id).where(_among(db, table.c.location_id, chunk)).distinct()
+        found.update(db.execute(query).scalars())
     return found
