@@ -97,6 +97,9 @@ class ClinicWriteReport:
         parts = "; ".join(f"{name} {self.counts[name].text()}" for name in ENTITIES)
         return f"{self.source}: {parts}; {self.dirty_patients} patients to re-plan"
 
+    def __str__(self) -> str:
+        return self.summary()
+
     def lines(self) -> list[str]:
         """The summary, then one line per rejected row and per dropped field (no values)."""
         return (

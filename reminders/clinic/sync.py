@@ -166,49 +166,41 @@ def sync_clinic_source(
     return report
 
 
-def describe_source(settings: Settings) -> tuple[list[str], bool]:
-    """For ``reminders check``: does each query run and return the required columns?"""
+def describe_source(settings: Settings) -> str:
+    """For ``reminders check``: one line saying the source is usable, or :class:`SourceError`
+    (or :class:`ConfigError`) naming every query that fails or lacks a required column."""
     if not settings.clinic_source_url:
-        return ["clinic source: not configured (data comes from `reminders import`)"], True
-    try:
-        queries = _queries(settings)
-        engine = source_engine(settings.clinic_source_url)
-    except ConfigError as exc:
-        return [f"clinic source: {exc}"], False
-    lines = [f"clinic source: {engine.url.get_backend_name()} database (read-only)"]
-    ok = True
+        return "not configured (data comes from `reminders import`)"
+    queries = _queries(settings)
+    engine = source_engine(settings.clinic_source_url)
+    good: list[str] = []
+    bad: list[str] = []
     try:
         with engine.connect() as conn, conn.begin():
             _begin_read_only(conn)
             for entity, sql in queries.items():
                 try:
                     with conn.begin_nested():
-                        result = conn.execute(
-                            text(f"SELECT * FROM ({sql}) AS clinic_query LIMIT 0")
-                        )
-                        names = result.keys()
+                        wrapped = text(f"SELECT * FROM ({sql}) AS clinic_query LIMIT 0")
+                        names = conn.execute(wrapped).keys()
                         columns = {k.lower() for k in names}
                 except SQLAlchemyError as exc:
-                    lines.append(f"  {entity} query: FAILED: {_short(exc)}")
-                    ok = False
+                    bad.append(f"{entity} query failed: {_short(exc)}")
                     continue
                 missing = [c for c in REQUIRED_COLUMNS[entity] if c not in columns]
                 absent = [c for c in OPTIONAL_COLUMNS[entity] if c not in columns]
                 if missing:
-                    ok = False
-                    lines.append(
-                        f"  {entity} query: missing required column(s) {', '.join(missing)}"
-                    )
+                    bad.append(f"{entity} query lacks required column(s) {', '.join(missing)}")
                 else:
                     note = f" (defaults for {', '.join(absent)})" if absent else ""
-                    lines.append(f"  {entity} query: ok{note}")
+                    good.append(f"{entity} ok{note}")
     except SQLAlchemyError as exc:
-        return [*lines, f"  cannot connect: {_short(exc)}"], False
+        raise SourceError(f"cannot connect to the clinic database: {_short(exc)}") from exc
+    if bad:
+        raise SourceError("; ".join(bad + good))
     if "locations" not in queries:
-        lines.append(
-            "  locations query: not set (sessions may only use locations imported otherwise)"
-        )
-    return lines, ok
+        good.append("no locations query")
+    return f"{engine.url.get_backend_name()} database, read-only: " + "; ".join(good)
 
 
 def _short(exc: SQLAlchemyError) -> str:

@@ -25,7 +25,7 @@ from reminders.clinic.sync import (
 )
 from reminders.db import session_scope
 from reminders.models import Patient, TreatmentSession
-from reminders.settings import Settings
+from reminders.settings import ConfigError, Settings
 from tests.conftest import make_test_settings
 from tests.pgcluster import PgCluster
 
@@ -118,8 +118,7 @@ def _settle(factory: sessionmaker[Session]) -> None:
 
 def test_no_source_configured(session_factory: sessionmaker[Session], settings: Settings) -> None:
     assert _sync(session_factory, settings) is None
-    lines, ok = describe_source(settings)
-    assert ok and "not configured" in lines[0]
+    assert "not configured" in describe_source(settings)
 
 
 def test_sync_maps_validates_and_picks_up_changes(
@@ -179,6 +178,7 @@ def test_sync_maps_validates_and_picks_up_changes(
     again = _sync(session_factory, settings)
     assert again is not None and not again.changed and again.dirty_patients == 0
     assert again.counts["sessions"].unchanged == 2
+    assert str(again).startswith("clinic database: locations 0 inserted")  # the worker logs str(report)
     assert _dirty(session_factory) == set()
 
     # The clinic moves A1, fixes A3's status; the next pass picks up exactly that.
@@ -224,22 +224,22 @@ def test_source_is_opened_read_only(
 
 def test_describe_source(db_url: str, tmp_path: Path, clinic_source: tuple[str, Engine]) -> None:
     source_url, _ = clinic_source
-    lines, ok = describe_source(_settings(db_url, tmp_path, source_url))
-    assert ok, lines
-    assert any("sessions query: ok" in line for line in lines)
+    line = describe_source(_settings(db_url, tmp_path, source_url))
+    assert "read-only" in line and "sessions ok" in line and "patients ok" in line
 
     missing = _settings(
         db_url, tmp_path, source_url,
         clinic_sessions_query="SELECT appt_id AS id, client_no AS patient_id FROM appointments",
     )  # fmt: skip
-    lines, ok = describe_source(missing)
-    assert not ok and any("missing required column(s) starts_at" in line for line in lines)
+    with pytest.raises(SourceError, match="sessions query lacks required column\\(s\\) starts_at"):
+        describe_source(missing)
 
     broken = _settings(
         db_url, tmp_path, source_url, clinic_patients_query="SELECT nope FROM no_such_table"
     )
-    lines, ok = describe_source(broken)
-    assert not ok and any("patients query: FAILED" in line for line in lines)
-    assert any(
-        "sessions query: ok" in line for line in lines
-    )  # a failed query doesn't hide the others
+    with pytest.raises(SourceError, match="patients query failed") as failed:
+        describe_source(broken)
+    assert "sessions ok" in str(failed.value)  # a failed query doesn't hide the others
+
+    with pytest.raises(ConfigError, match="REMINDERS_CLINIC_SESSIONS_QUERY"):
+        describe_source(_settings(db_url, tmp_path, source_url, clinic_sessions_query=None))
