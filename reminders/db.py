@@ -7,11 +7,11 @@ threads or processes). PostgreSQL URLs are normalised to the psycopg 3 driver.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import ARRAY, ColumnElement, Engine, String, any_, bindparam, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -57,6 +57,14 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def among(db: Session, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """``column IN (...)``; on PostgreSQL ``= ANY(array)``: one parameter, so psycopg's
+    prepared (generic) plan still uses the index instead of a scan per chunk."""
+    if db.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam("among_values", list(values), type_=ARRAY(String)))  # type: ignore[no-any-return]
+    return column.in_(list(values))  # type: ignore[no-any-return]
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -22,6 +22,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from reminders.db import among
 from reminders.logs import event
 from reminders.models import Location, Message, Patient, TreatmentSession, WorkerState, utcnow
 from reminders.policy import (
@@ -429,7 +430,7 @@ def _plan_batch(
             TreatmentSession.id, TreatmentSession.patient_id, TreatmentSession.starts_at,
             TreatmentSession.duration_minutes, TreatmentSession.kind, TreatmentSession.status,
             TreatmentSession.phase, TreatmentSession.series_number, TreatmentSession.location_id,
-        ).where(TreatmentSession.patient_id.in_(ids))
+        ).where(among(db, TreatmentSession.patient_id, ids))
     ):
         sessions_by_patient[row.patient_id].append(SessionFacts(*row))
 
@@ -439,7 +440,7 @@ def _plan_batch(
                Message.session_id, Message.session_starts_at, Message.due_at, Message.not_after,
                Message.patient_id)
         .where(
-            Message.patient_id.in_(ids),
+            among(db, Message.patient_id, ids),
             Message.kind.in_(PLANNER_KINDS),
             or_(Message.status == "planned",
                 and_(Message.status == "cancelled", Message.reason.in_(REVIVABLE_REASONS))),

@@ -78,10 +78,16 @@ class Worker:
     def sync_step(self) -> str | None:
         if not self.settings.clinic_source_url:
             return None
-        from reminders.clinic.sync import sync_clinic_source
+        from reminders.clinic.sync import SourceError, sync_clinic_source
 
         with PASS_SECONDS.labels("sync").time(), self.runtime.session_factory() as db:
-            report = sync_clinic_source(db, self.settings)
+            try:
+                report = sync_clinic_source(db, self.settings)
+            except SourceError as exc:
+                # The clinic database is down or a query broke: plan and send from what we have.
+                db.rollback()
+                event(log, "clinic source unavailable", level=logging.WARNING, error=str(exc)[:300])
+                return f"clinic source unavailable: {exc}"
             db.commit()
         return str(report) if report is not None else None
 

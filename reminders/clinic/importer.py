@@ -18,8 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, Table, any_, bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from reminders.clinic.changes import mark_patients_dirty
@@ -33,6 +32,7 @@ from reminders.clinic.records import (
     validate_patient,
     validate_session,
 )
+from reminders.db import among
 from reminders.logs import event
 from reminders.models import AuditLog, Location, Patient, TreatmentSession, utcnow
 from reminders.runtime import UsageError
@@ -304,18 +304,12 @@ def _chunks(db: Session, ids: Sequence[str]) -> Iterable[list[str]]:
         yield list(ids[start : start + size])
 
 
-def _among(db: Session, column: Any, chunk: list[str]) -> ColumnElement[bool]:
-    """``column IN (...)``; on PostgreSQL ``= ANY(array)``: one parameter, so psycopg's
-    prepared (generic) plan still uses the index instead of a scan per chunk."""
-    if db.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam("ids", chunk, type_=ARRAY(String)))
-    return column.in_(chunk)
 
 
 def _existing_ids(db: Session, table: Table, ids: Iterable[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(db, sorted(set(ids))):
-        found.update(db.execute(select(table.c.id).where(_among(db, table.c.id, chunk))).scalars())
+        found.update(db.execute(select(table.c.id).where(among(db, table.c.id, chunk))).scalars())
     return found
 
 
@@ -359,7 +353,7 @@ def _existing(
     cols = [table.c.id, *(table.c[name] for name in columns)]
     found: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(db, ids):
-        for row in db.execute(select(*cols).where(_among(db, table.c.id, chunk))).mappings():
+        for row in db.execute(select(*cols).where(among(db, table.c.id, chunk))).mappings():
             found[row["id"]] = dict(row)
     return found
 
@@ -446,6 +440,6 @@ def _patients_at(db: Session, location_ids: Iterable[str]) -> set[str]:
     table = SESSIONS
     found: set[str] = set()
     for chunk in _chunks(db, sorted(set(location_ids))):
-        query = select(table.c.patient_id).where(_among(db, table.c.location_id, chunk)).distinct()
+        query = select(table.c.patient_id).where(among(db, table.c.location_id, chunk)).distinct()
         found.update(db.execute(query).scalars())
     return found

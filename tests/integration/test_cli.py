@@ -81,3 +81,13 @@ def test_plan_shows_the_timeline_with_reasons(env: Path, capsys: pytest.CaptureF
 def test_entry_point_runs_as_a_process(env: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "reminders.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "tick" in result.stdout and "REMINDERS_" in result.stdout
+
+
+def test_tick_goes_on_when_the_clinic_source_is_down(env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("REMINDERS_CLINIC_SOURCE_URL", f"sqlite:///{env / 'missing-emr.db'}")
+    monkeypatch.setenv("REMINDERS_CLINIC_PATIENTS_QUERY", "SELECT id, first_name FROM people")
+    monkeypatch.setenv("REMINDERS_CLINIC_SESSIONS_QUERY", "SELECT id, patient_id, starts_at FROM visits")
+    code, out, _ = run("tick", "--now", "2026-11-20T12:00:00Z", capsys=capsys)
+    assert code == 0
+    assert "clinic source unavailable" in out and "sent 0" in out
