@@ -35,7 +35,7 @@ from reminders.models import (
 )
 from reminders.planner import ACTIVE_STATUSES, recipient_zone
 from reminders.policy import Policy, place_outside_quiet, quiet_period
-from reminders.providers.base import OutgoingMessage, Provider, ProviderError
+from reminders.providers.base import OutcomeUnknown, OutgoingMessage, Provider, ProviderError
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class DispatchReport:
     cancelled: int = 0
     deferred: int = 0
     retrying: int = 0
+    in_doubt: int = 0
     lost_lease: int = 0
 
     def add(self, outcome: str) -> None:
@@ -80,6 +81,7 @@ class DispatchReport:
         return (
             f"sent {self.sent}, failed {self.failed}, skipped {self.skipped}, cancelled {self.cancelled}, "
             f"deferred {self.deferred}, retrying {self.retrying}"
+            + (f", in doubt {self.in_doubt}" if self.in_doubt else "")
         )
 
 
@@ -281,6 +283,9 @@ class Dispatcher:
         try:
             provider.throttle()
             provider_id = provider.send(outgoing)
+        except OutcomeUnknown as exc:
+            PROVIDER_ERRORS.labels(provider.name, exc.code or "none", "unknown").inc()
+            return self._record_in_doubt(msg, exc, now)
         except ProviderError as exc:
             PROVIDER_ERRORS.labels(provider.name, exc.code or "none", str(exc.permanent).lower()).inc()
             return self._record_error(msg, exc, attempts, now)
@@ -308,6 +313,20 @@ class Dispatcher:
             db.commit()
         event(log, "message sent", id=msg.id, channel=msg.channel, rule=msg.rule, provider=provider.name)
         return "sent"
+
+    def _record_in_doubt(self, msg: Message, exc: ProviderError, now: datetime) -> str:
+        """Left ``sending`` with an expired lease: visible as in doubt, never re-sent blindly.
+        A delivery callback (it carries the outbox id) settles it either way."""
+        with self.session_factory() as db:
+            db.execute(
+                update(Message).where(Message.id == msg.id, Message.status == "sending")
+                .values(reason=f"in doubt: {exc} ({exc.code}); not re-sent", error_code=exc.code,
+                        lease_owner=None, lease_until=now, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            db.commit()
+        event(log, "send outcome unknown", level=logging.WARNING, id=msg.id, code=exc.code)
+        return "in_doubt"
 
     def _record_error(self, msg: Message, exc: ProviderError, attempts: int, now: datetime) -> str:
         code = exc.code or "none"

@@ -48,7 +48,8 @@ def configure_logging(*, verbose: bool = False) -> None:
     handler._reminders = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("apscheduler", "httpx", "twilio.http_client", "uvicorn.access", "alembic"):
+    # Third-party loggers that would print request payloads (numbers, addresses, bodies) at DEBUG.
+    for noisy in ("apscheduler", "httpx", "twilio.http_client", "python_http_client", "uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

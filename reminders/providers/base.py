@@ -70,6 +70,13 @@ class TransientError(ProviderError):
         super().__init__(message, permanent=False, code=code, retry_after=retry_after)
 
 
+class OutcomeUnknown(TransientError):
+    """The request may have reached the provider (it timed out after being sent).
+
+    Retrying could send the message twice, so the dispatcher leaves it ``sending``, in
+    doubt, for a delivery callback or a person to settle."""
+
+
 class PermanentError(ProviderError):
     def __init__(self, message: str, *, code: str | None = None, effect: str | None = None) -> None:
         super().__init__(message, permanent=True, code=code, effect=effect)

@@ -28,7 +28,13 @@ from sendgrid.helpers.mail import (
 
 from reminders.logs import event
 from reminders.providers._http import parse_retry_after
-from reminders.providers.base import OutgoingMessage, PermanentError, Provider, TransientError
+from reminders.providers.base import (
+    OutcomeUnknown,
+    OutgoingMessage,
+    PermanentError,
+    Provider,
+    TransientError,
+)
 from reminders.providers.email_mime import unsubscribe_headers
 from reminders.settings import Settings
 
@@ -142,7 +148,11 @@ class SendGridProvider(Provider):
             event(log, "sendgrid send failed", logging.WARNING, id=message.message_id,
                   status=exc.status_code, permanent=error.permanent)
             raise error from None
-        except (TimeoutError, urllib.error.URLError, http.client.HTTPException, ConnectionError) as exc:
+        except TimeoutError:
+            # A bare socket timeout comes while reading the answer: SendGrid may have the mail.
+            event(log, "sendgrid send timed out", logging.WARNING, id=message.message_id)
+            raise OutcomeUnknown("sendgrid did not answer in time", code="timeout") from None
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             code = "timeout" if isinstance(reason, TimeoutError) else "connection"
             event(log, "sendgrid unreachable", logging.WARNING, id=message.message_id, error=code)

@@ -22,7 +22,13 @@ from twilio.rest import Client
 
 from reminders.logs import event
 from reminders.providers._http import parse_retry_after
-from reminders.providers.base import OutgoingMessage, PermanentError, Provider, TransientError
+from reminders.providers.base import (
+    OutcomeUnknown,
+    OutgoingMessage,
+    PermanentError,
+    Provider,
+    TransientError,
+)
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -169,9 +175,13 @@ class TwilioProvider(Provider):
             event(log, "twilio send failed", logging.WARNING, id=message.message_id, status=exc.status,
                   code=error.code, permanent=error.permanent)
             raise error from None
+        except requests.ConnectTimeout:
+            event(log, "twilio unreachable", logging.WARNING, id=message.message_id, error="ConnectTimeout")
+            raise TransientError("twilio unreachable (connect timeout)", code="connection") from None
         except requests.Timeout:
+            # Sent but unanswered: Twilio may have accepted it, so it must not be sent again blindly.
             event(log, "twilio send timed out", logging.WARNING, id=message.message_id)
-            raise TransientError("twilio request timed out", code="timeout") from None
+            raise OutcomeUnknown("twilio did not answer in time", code="timeout") from None
         except requests.RequestException as exc:
             event(log, "twilio unreachable", logging.WARNING, id=message.message_id, error=type(exc).__name__)
             raise TransientError(f"twilio unreachable ({type(exc).__name__})", code="connection") from None

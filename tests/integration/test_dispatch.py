@@ -201,3 +201,20 @@ def test_dry_run_lines_carry_the_contract_fields(clinic: Runtime, settings: Sett
             assert key in line
         assert line["to"].startswith("+1410555010")
     d.close()
+
+
+def test_a_timeout_after_sending_leaves_the_message_in_doubt_not_resent(clinic: Runtime) -> None:
+    from reminders.dispatch import count_in_doubt
+    from reminders.providers.base import OutcomeUnknown
+
+    provider = ScriptedProvider([OutcomeUnknown("no answer", code="timeout")])
+    d = make_dispatcher(clinic, provider)
+    assert d.run_pass(NOW).in_doubt == 1
+    for later in (5, 60, 600):
+        d.run_pass(NOW + timedelta(minutes=later))
+    doubtful = [m for m in sms_rows(clinic) if m.status == "sending"]
+    assert len(doubtful) == 1 and (doubtful[0].reason or "").startswith("in doubt")
+    assert len([m for m in provider.sent if m.message_id == doubtful[0].id]) == 1
+    with clinic.session_factory() as db:
+        assert count_in_doubt(db, NOW + timedelta(seconds=1)) == 1
+    d.close()
