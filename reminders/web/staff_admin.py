@@ -83,7 +83,7 @@ def _policy_page(request: Request, staff: Staff, *, text: str | None = None, err
     running = runtime_of(request).policy.fingerprint()
     return render(request, "policy.html", {
         "policy": policy, "rows": rows, "text": text, "error": error or load_error, "notice": notice,
-        "path": path, "stale": policy is not None and policy.fingerprint() != running,
+        "policy_path": path, "stale": policy is not None and policy.fingerprint() != running,
     }, staff=staff, status_code=status_code)
 
 

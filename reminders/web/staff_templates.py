@@ -286,7 +286,7 @@ def template_save(
             event(log, "template saved", template=f"{name}/{channel}/{language}", version=row.version,
                   user=staff.user.id)
             return see_other(f"{draft.base_url}?done=saved")
-    return _editor(request, db, staff, draft, checks=checks, origin="not saved", status_code=422,
+    return _editor(request, db, staff, draft, checks=checks, origin="unchanged (this draft was not saved)", status_code=422,
                    note=note, patient=patient)
 
 
