@@ -11,6 +11,7 @@ import secrets
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from reminders.logs import event
@@ -75,8 +76,12 @@ async def login(request: Request, db: Session = Depends(get_db)) -> Response:
     email = str(form.get("email") or "")[:320]
     password = str(form.get("password") or "")[:1000]
     next_url = safe_next(str(form.get("next") or ""))
-    result = auth.attempt_login(db, email=email, password=password)
-    db.commit()
+    def check() -> auth.LoginResult:  # argon2 and the database: off the event loop
+        found = auth.attempt_login(db, email=email, password=password)
+        db.commit()
+        return found
+
+    result = await run_in_threadpool(check)
     if not result.ok:
         locked = result.locked_until is not None
         event(log, "staff login refused", level=logging.WARNING, locked=locked)
