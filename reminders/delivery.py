@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from reminders.models import Message, OptOut, Patient
+from reminders.models import Message, Patient
+from reminders.optouts import normalise_address
 
 HANDED_OVER = frozenset({"sending", "sent", "delivered", "failed"})
 REASON_MAX = 200
@@ -54,31 +53,6 @@ def note_deferred(message: Message, note: str) -> bool:
     if message.status != "sent":
         return False
     message.reason = note[:REASON_MAX]
-    return True
-
-
-def normalise_address(channel: str, address: str) -> str:
-    address = address.strip()
-    return address.lower() if channel == "email" else address
-
-
-def record_opt_out(db: Session, *, channel: str, address: str, source: str) -> bool:
-    """An active opt-out for (channel, address); True if one was created or re-activated."""
-    address = normalise_address(channel, address)
-    if not address:
-        return False
-    existing = db.scalar(select(OptOut).where(OptOut.channel == channel, OptOut.address == address))
-    if existing is not None:
-        if existing.active:
-            return False
-        existing.active = True
-        existing.source = source
-        return True
-    try:
-        with db.begin_nested():  # a concurrent insert of the same opt-out loses gracefully
-            db.add(OptOut(channel=channel, address=address, active=True, source=source))
-    except IntegrityError:
-        return False
     return True
 
 

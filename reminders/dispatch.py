@@ -27,12 +27,12 @@ from reminders.metrics import MESSAGES_SENT, PROVIDER_ERRORS
 from reminders.models import (
     Location,
     Message,
-    OptOut,
     Patient,
     TreatmentSession,
     UtcDateTime,
     utcnow,
 )
+from reminders.optouts import is_opted_out, set_opt_out
 from reminders.planner import ACTIVE_STATUSES, recipient_zone
 from reminders.policy import Policy, place_outside_quiet, quiet_period
 from reminders.providers.base import OutcomeUnknown, OutgoingMessage, Provider, ProviderError
@@ -369,7 +369,7 @@ class Dispatcher:
         if patient is None:
             return False
         if exc.effect == "opted_out" and msg.channel == "sms" and patient.phone:
-            record_opt_out(db, channel="sms", address=patient.phone, source=f"provider:{exc.code}")
+            set_opt_out(db, channel="sms", address=patient.phone, source=f"provider:{exc.code}")
             return True
         if exc.effect == "invalid_address":
             if msg.channel == "sms":
@@ -505,27 +505,6 @@ def add_fallback(db: Session, msg: Message, channel: str, now: datetime) -> None
         "due_at": now, "not_after": msg.not_after, "status": "planned", "attempts": 0,
         "data": {**(msg.data or {}), "fallback_from": msg.id}, "created_at": utcnow(), "updated_at": utcnow(),
     }])
-
-
-def is_opted_out(db: Session, channel: str, address: str) -> bool:
-    return bool(db.scalar(select(exists().where(
-        OptOut.channel == channel, OptOut.address == normalise_address(channel, address), OptOut.active.is_(True)
-    ))))
-
-
-def normalise_address(channel: str, address: str) -> str:
-    return address.strip().lower() if channel == "email" else address.strip()
-
-
-def record_opt_out(db: Session, *, channel: str, address: str, source: str, active: bool = True) -> None:
-    address = normalise_address(channel, address)
-    row = db.scalar(select(OptOut).where(OptOut.channel == channel, OptOut.address == address))
-    if row is None:
-        db.add(OptOut(channel=channel, address=address, source=source, active=active))
-    else:
-        row.active = active
-        row.source = source
-    db.flush()
 
 
 def count_in_doubt(db: Session, now: datetime) -> int:

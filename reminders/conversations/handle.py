@@ -36,11 +36,11 @@ from reminders.models import (
     CheckinScore,
     InboundMessage,
     Message,
-    OptOut,
     Patient,
     StaffTask,
     TreatmentSession,
 )
+from reminders.optouts import set_opt_out
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -468,21 +468,10 @@ def _record_score(
 
 def _set_opt_out(db: Session, inbound: InboundMessage, *, active: bool, actor: str, now: datetime) -> bool:
     """Record STOP (active) or START (inactive) for this channel and address; True if it changed."""
-    row = db.scalars(
-        select(OptOut).where(OptOut.channel == inbound.channel, OptOut.address == inbound.from_address)
-    ).first()
     source = f"{inbound.channel}_{'stop' if active else 'start'}"
-    if row is None:
-        if not active:
-            return False
-        db.add(OptOut(channel=inbound.channel, address=inbound.from_address, active=True, source=source,
-                      created_at=now, updated_at=now))
-    elif row.active == active:
+    if not set_opt_out(db, channel=inbound.channel, address=inbound.from_address, source=source, active=active,
+                       at=now):
         return False
-    else:
-        row.active = active
-        row.source = source
-        row.updated_at = now
     db.add(AuditLog(at=now, actor=actor, action="opt_out" if active else "opt_in", entity="opt_out",
                     entity_id=f"{inbound.channel}", detail={"inbound_id": inbound.id}))
     return True

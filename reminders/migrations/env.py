@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
-from reminders.db import make_engine, is_sqlite
+from reminders.db import is_sqlite, make_engine
 from reminders.models import Base
 
 config = context.config
@@ -40,7 +41,7 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata,
                       render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
     with context.begin_transaction():

@@ -32,6 +32,7 @@ from reminders import delivery
 from reminders.logs import event
 from reminders.metrics import WEBHOOKS
 from reminders.models import Message, ProviderEvent
+from reminders.optouts import set_opt_out
 from reminders.providers.twilio import INVALID_ADDRESS_CODES, OPTED_OUT_CODES
 from reminders.settings import Settings
 
@@ -129,7 +130,7 @@ def apply_twilio_status(
             code = error_code or status
             changed = delivery.apply_failed(message, error_code=error_code, reason=f"twilio {status} ({code})")
             if error_code in OPTED_OUT_CODES and to:
-                changed |= delivery.record_opt_out(db, channel="sms", address=to, source="twilio_21610")
+                changed |= set_opt_out(db, channel="sms", address=to, source="twilio_21610")
             elif error_code in CALLBACK_INVALID_NUMBER_CODES:
                 changed |= delivery.mark_address_unusable(
                     db, message, channel="sms", address=to, problem=f"carrier reported invalid number ({error_code})"
@@ -227,7 +228,7 @@ def _email_failure(db: Session, message: Message, item: dict[str, Any], *, kind:
     lowered = detail.lower()
     if kind == "dropped" and ("unsubscribe" in lowered or "spam" in lowered):
         # Dropped because the address is on SendGrid's suppression list: the person said no.
-        return delivery.record_opt_out(db, channel="email", address=address or "", source="sendgrid_dropped") or changed
+        return set_opt_out(db, channel="email", address=address or "", source="sendgrid_dropped") or changed
     if kind == "bounce" and str(item.get("type") or "") == "blocked":
         return changed  # a block is about our sending reputation, not the address
     problem = f"email {kind} ({code or detail})"
@@ -253,7 +254,7 @@ def _handle_sendgrid_event(db: Session, message: Message, item: dict[str, Any], 
     if kind in ("bounce", "dropped"):
         return _email_failure(db, message, item, kind=kind)
     # spamreport, unsubscribe, group_unsubscribe: the person does not want our email.
-    return delivery.record_opt_out(db, channel="email", address=str(item.get("email") or ""), source=_OPT_OUT_SOURCES[kind])
+    return set_opt_out(db, channel="email", address=str(item.get("email") or ""), source=_OPT_OUT_SOURCES[kind])
 
 
 def _apply_sendgrid_event(session_factory: sessionmaker[Session], item: Any, *, now: datetime) -> str:

@@ -15,9 +15,9 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from reminders import delivery
 from reminders.logs import event
 from reminders.models import AuditLog, Patient
+from reminders.optouts import set_opt_out
 from reminders.settings import Settings
 from reminders.unsubscribe import read_token, token_matches_address
 
@@ -82,7 +82,7 @@ def apply_unsubscribe(settings: Settings, session_factory: sessionmaker[Session]
         # Only the address the email went to: if the patient has changed it since, the old
         # one no longer gets our mail and the new one was never asked about.
         matches = token_matches_address(settings, content, email)
-        created = matches and delivery.record_opt_out(db, channel="email", address=email or "", source="unsubscribe")
+        created = matches and set_opt_out(db, channel="email", address=email or "", source="unsubscribe")
         db.add(AuditLog(
             actor=f"patient:{content.patient_id}",
             action="unsubscribe",
