@@ -33,12 +33,36 @@ class Runtime:
     def session_factory(self) -> sessionmaker[Session]:
         return make_session_factory(self.engine)
 
-    @cached_property
+    _policy: Policy | None = field(default=None, repr=False)
+    _policy_stamp: tuple[float, int] | None = field(default=None, repr=False)
+
+    @property
     def policy(self) -> Policy:
+        """The policy file, re-read when it changes on disk (staff edits reach every worker).
+
+        A first load that fails raises; a later edit that fails validation is logged and
+        the last good policy stays in force.
+        """
+        path = self.settings.policy_file
         try:
-            return load_policy(self.settings.policy_file)
+            stat = path.stat()
+            stamp: tuple[float, int] | None = (stat.st_mtime, stat.st_size)
+        except OSError:
+            stamp = None
+        if self._policy is not None and stamp == self._policy_stamp:
+            return self._policy
+        try:
+            policy = load_policy(path)
         except PolicyError as exc:
-            raise PolicyError(f"REMINDERS_POLICY_FILE: {exc}") from None
+            if self._policy is None:
+                raise PolicyError(f"REMINDERS_POLICY_FILE: {exc}") from None
+            log.error("policy file changed but is invalid; keeping the previous policy: %s", exc)
+            self._policy_stamp = stamp
+            return self._policy
+        if self._policy is not None and policy.fingerprint() != self._policy.fingerprint():
+            log.info("policy file changed; now in force", extra={"fields": {"fingerprint": policy.fingerprint()}})
+        self._policy, self._policy_stamp = policy, stamp
+        return policy
 
     def upgrade_schema(self) -> None:
         from reminders.migrate import upgrade

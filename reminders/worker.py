@@ -106,6 +106,7 @@ class Worker:
             return int(count or 0)
 
     def dispatch_step(self, now: datetime | None = None) -> DispatchReport:
+        self.dispatcher.policy = self.runtime.policy  # picks up an edited policy file
         with PASS_SECONDS.labels("dispatch").time():
             report = self.dispatcher.run_pass(now)
         self._record_pass(now or self.clock())

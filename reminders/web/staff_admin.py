@@ -89,7 +89,7 @@ def _policy_page(request: Request, staff: Staff, *, text: str | None = None, err
 
 @router.get("/policy")
 def policy_page(request: Request, done: str = "", staff: Staff = Depends(signed_in)) -> Response:
-    notice = "Saved and validated. Restart the worker to apply it everywhere." if done == "saved" else None
+    notice = "Saved and validated. Workers apply it at their next pass." if done == "saved" else None
     return _policy_page(request, staff, notice=notice)
 
 
@@ -126,8 +126,8 @@ def policy_save(
     path = Path(settings_of(request).policy_file)
     before = runtime.policy.fingerprint()
     write_atomically(path, text if text.endswith("\n") else text + "\n")
-    # The planner reads runtime.policy at each pass; the dispatcher keeps its own until restart.
-    runtime.__dict__["policy"] = policy
+    # Every worker re-reads the file when it changes (Runtime.policy), this one at once.
+    runtime.policy  # noqa: B018
     db.add(AuditLog(actor=staff.user.email, action="policy.save", entity="policy", entity_id=path.name,
                     detail={"from": before, "to": policy.fingerprint(), "rules": len(policy.rules)}))
     db.commit()
