@@ -16,15 +16,16 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
-	bash .ci/prism.sh
+	bash .ci/prism.sh >/dev/null
 	bash .ci/postgres.sh
+	bash .ci/browser.sh
 
 demo: install
 	$(BIN)/reminders demo
 
 # pytest exit status 5 (no tests collected) is a failure here, not a silent pass.
 test: install-test
-	REMINDERS_TEST_REQUIRE_PG=1 REMINDERS_TEST_REQUIRE_PRISM=1 $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	REMINDERS_TEST_REQUIRE_PG=1 REMINDERS_TEST_REQUIRE_PRISM=1 REMINDERS_TEST_REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	status=$$?; if [ $$status -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$status
 
 lint: install-test
