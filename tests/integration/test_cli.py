@@ -91,3 +91,16 @@ def test_tick_goes_on_when_the_clinic_source_is_down(env: Path, monkeypatch: pyt
     code, out, _ = run("tick", "--now", "2026-11-20T12:00:00Z", capsys=capsys)
     assert code == 0
     assert "clinic source unavailable" in out and "sent 0" in out
+
+
+def test_check_reports_providers_and_names_what_is_missing(env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run("check", capsys=capsys)
+    assert code == 0 and "sms provider: dryrun; email provider: dryrun" in out and "configuration OK" in out
+    monkeypatch.setenv("REMINDERS_SMS_PROVIDER", "twilio")
+    monkeypatch.setenv("REMINDERS_TWILIO_ACCOUNT_SID", "AC123")
+    code, out, _ = run("check", capsys=capsys)
+    assert code == 1
+    assert "REMINDERS_TWILIO_AUTH_TOKEN" in out and "REMINDERS_TWILIO_FROM_NUMBER" in out
+    code, _, err = run("tick", capsys=capsys)  # the daemon and tick refuse to start the same way
+    assert code == 2 and "REMINDERS_TWILIO_AUTH_TOKEN" in err
