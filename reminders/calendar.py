@@ -12,9 +12,10 @@ SMS instead, and PUBLISH simply lets them add (or update, by the same UID) the e
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, Timezone
 
 from reminders.providers.base import Attachment
 
@@ -25,6 +26,17 @@ ICS_CONTENT_TYPE = f"text/calendar; method={ICS_METHOD}; charset=utf-8"
 def session_uid(session_id: str) -> str:
     """Stable per session, so a rescheduled session's new .ics replaces the old entry."""
     return f"session-{session_id}@reminders"
+
+
+@lru_cache(maxsize=256)
+def _vtimezone(key: str, first_year: int, last_year: int) -> Timezone:
+    """The zone's VTIMEZONE, built once per zone and years (it is the costly part of an .ics).
+
+    Only the transitions near the session: a full 1970-2038 history would bloat every email.
+    Components are only read when serialised, so one cached instance serves every calendar.
+    """
+    return Timezone.from_tzinfo(ZoneInfo(key), tzid=key, first_date=date(first_year - 1, 1, 1),
+                                last_date=date(last_year + 2, 1, 1))
 
 
 def session_ics(
@@ -63,6 +75,5 @@ def session_ics(
     ev.add("status", "CONFIRMED")
     ev.add("transp", "OPAQUE")
     cal.add_component(ev)
-    # Only the transitions near the session: a full 1970-2038 history would bloat every email.
-    cal.add_missing_timezones(first_date=date(start.year - 1, 1, 1), last_date=date(end.year + 2, 1, 1))
+    cal.add_component(_vtimezone(tz.key, start.year, end.year))
     return Attachment(filename="session.ics", content_type=ICS_CONTENT_TYPE, content=cal.to_ical())

@@ -56,7 +56,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads that will not write (see make_read_session_factory) must not hold the write lock.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def among(db: Session, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
@@ -69,6 +70,16 @@ def among(db: Session, column: Any, values: Sequence[str]) -> ColumnElement[bool
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+READ_ONLY = "reminders_read_only"
+
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading only. On SQLite they begin DEFERRED, so a long read (loading a
+    batch, rendering) does not block writers; every other transaction begins IMMEDIATE so
+    that a read followed by a write can never fail to upgrade its lock."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 @contextmanager

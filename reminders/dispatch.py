@@ -19,24 +19,28 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, select, text, update
+from sqlalchemy import bindparam, case, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from reminders.db import make_read_session_factory
 from reminders.logs import event
 from reminders.metrics import MESSAGES_SENT, PROVIDER_ERRORS
 from reminders.models import (
     Location,
     Message,
+    OptOut,
     Patient,
     TreatmentSession,
     UtcDateTime,
     utcnow,
 )
-from reminders.optouts import is_opted_out, set_opt_out
+from reminders.optouts import normalise_address, set_opt_out
 from reminders.planner import ACTIVE_STATUSES, recipient_zone
 from reminders.policy import Policy, place_outside_quiet, quiet_period
 from reminders.providers.base import OutcomeUnknown, OutgoingMessage, Provider, ProviderError
+from reminders.rendering import render_outgoing
 from reminders.settings import Settings
+from reminders.templates import resolve_template
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +202,31 @@ def quiet_verdict(msg: Message, *, now: datetime, policy: Policy, tz: Any, sessi
 
 
 @dataclass
+class Facts:
+    """What the send-time checks need about a batch, read in a few queries."""
+
+    opted_out: set[tuple[str, str]] = field(default_factory=set)
+    superseded: set[int] = field(default_factory=set)
+    booked_patients: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Job:
+    """A message cleared to go: rendered, and the row's state when it was claimed."""
+
+    msg: Message
+    outgoing: OutgoingMessage
+    language: str
+    provider: Provider
+
+
+@dataclass
 class Dispatcher:
+    """Sends due messages. A pass claims a batch, reads everything the checks need in a
+    few queries, applies the non-send outcomes together, renders, then sends each message
+    with its own two small commits (``sending`` before the provider call, the outcome
+    after), on a bounded pool of threads that overlaps the providers' network time."""
+
     settings: Settings
     policy: Policy
     session_factory: sessionmaker[Session]
@@ -210,6 +238,8 @@ class Dispatcher:
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self.settings.send_concurrency, thread_name_prefix="send")
         self._rng = random.Random()
+        bind = self.session_factory.kw.get("bind")
+        self._reader = make_read_session_factory(bind) if bind is not None else self.session_factory
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -217,6 +247,7 @@ class Dispatcher:
     # A pass: claim and process batches until nothing is due (or we are stopping).
     def run_pass(self, now: datetime | None = None) -> DispatchReport:
         report = DispatchReport()
+        templates = TemplateCache(self.settings, self._reader)
         while not self.stopping.is_set():
             at = now or self.clock()
             with self.session_factory() as db:
@@ -224,60 +255,202 @@ class Dispatcher:
                                 lease=timedelta(seconds=self.settings.lease_seconds))
             if not ids:
                 break
-            futures = [self._pool.submit(self.process, mid, at) for mid in ids]
-            for fut in futures:
-                report.add(fut.result())
+            try:
+                jobs = self._prepare(ids, at, templates, report)
+            except Exception:  # noqa: BLE001 - leases expire and the batch is tried again
+                log.exception("dispatch batch failed", extra={"fields": {"messages": len(ids)}})
+                self._release_all(ids)
+                break
+            for outcome in self._pool.map(self._deliver, jobs, [at] * len(jobs)):
+                report.add(outcome)
         return report
 
-    def process(self, message_id: int, now: datetime) -> str:
-        """Handle one claimed message; returns the outcome name for the report."""
-        try:
-            return self._process(message_id, now)
-        except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
-            log.exception("dispatch error", extra={"fields": {"id": message_id}})
+    # -- preparing a batch ----------------------------------------------------------------------
+
+    def _prepare(self, ids: list[int], now: datetime, templates: TemplateCache,
+                 report: DispatchReport) -> list[Job]:
+        with self._reader() as db:
+            rows = db.execute(
+                select(Message, Patient, TreatmentSession, Location)
+                .outerjoin(Patient, Patient.id == Message.patient_id)
+                .outerjoin(TreatmentSession, TreatmentSession.id == Message.session_id)
+                .outerjoin(Location, Location.id == TreatmentSession.location_id)
+                .where(Message.id.in_(ids))
+                .order_by(Message.id)
+            ).all()
+            facts = self._facts(db, [r[0] for r in rows], [r[1] for r in rows if r[1] is not None], now)
+            db.expunge_all()
+        verdicts: list[tuple[Message, Verdict]] = []
+        sendable: list[tuple[Message, Patient | None, TreatmentSession | None, Location | None, str]] = []
+        for msg, patient, session, location in rows:
+            if msg.lease_owner != self.owner or msg.status != "planned":
+                report.add("lost_lease")
+                continue
+            if self.stopping.is_set():
+                verdicts.append((msg, Verdict("release")))
+                continue
+            verdict, address = self._verdict(msg, patient, session, location, facts, now)
+            if verdict.action == "send" and address is not None:
+                sendable.append((msg, patient, session, location, address))
+            else:
+                verdicts.append((msg, verdict))
+        jobs: list[Job] = []
+        for msg, who, visit, place, address in sendable:
+            try:
+                outgoing, language = render_outgoing(templates.source, self.settings, msg=msg, patient=who,
+                                                     session=visit, location=place, to_address=address)
+            except Exception as exc:  # noqa: BLE001 - a broken template fails this message only
+                event(log, "template error", level=logging.WARNING, id=msg.id, template=msg.template)
+                verdicts.append((msg, Verdict("fail", f"template_error: {exc}"[:500])))
+                continue
+            jobs.append(Job(msg, outgoing, language, self.providers[msg.channel]))
+        if verdicts:
             with self.session_factory() as db:
-                self._finish(db, message_id, status="failed", reason=f"internal_error: {type(exc).__name__}")
+                for msg, verdict in verdicts:
+                    outcome = self._apply_verdict(db, msg, verdict, now)
+                    if outcome:
+                        report.add(outcome)
+                db.commit()
+        return jobs
+
+    def _facts(self, db: Session, messages: list[Message], patients: list[Patient], now: datetime) -> Facts:
+        facts = Facts()
+        addresses = {a for p in patients for a in (p.phone, normalise_address("email", p.email or "")) if a}
+        if addresses:
+            facts.opted_out = {(c, a) for c, a in db.execute(
+                select(OptOut.channel, OptOut.address).where(OptOut.active.is_(True), OptOut.address.in_(addresses))
+            )}
+        reminders = [m for m in messages if m.kind == "reminder" and m.session_id]
+        if reminders:
+            siblings = db.execute(
+                select(Message.id, Message.session_id, Message.channel, Message.session_starts_at, Message.due_at)
+                .where(Message.session_id.in_({m.session_id for m in reminders}), Message.kind == "reminder",
+                       Message.status.in_(("planned", "sending", "sent", "delivered")), Message.due_at <= now)
+            ).all()
+            for m in reminders:
+                if any(sid == m.session_id and ch == m.channel and starts == m.session_starts_at and mid != m.id
+                       and (due > m.due_at or (due == m.due_at and mid > m.id))
+                       for mid, sid, ch, starts, due in siblings):
+                    facts.superseded.add(m.id)
+        nudged = {m.patient_id for m in messages if m.kind == "nudge" and m.patient_id}
+        if nudged:
+            facts.booked_patients = set(db.scalars(
+                select(TreatmentSession.patient_id).where(
+                    TreatmentSession.patient_id.in_(nudged), TreatmentSession.status.in_(ACTIVE_STATUSES),
+                    TreatmentSession.starts_at > now)
+            ))
+        return facts
+
+    # -- verdicts -------------------------------------------------------------------------------
+
+    def _verdict(self, msg: Message, patient: Patient | None, session: TreatmentSession | None,
+                 location: Location | None, facts: Facts, now: datetime) -> tuple[Verdict, str | None]:
+        if msg.not_after is not None and now >= msg.not_after:
+            return Verdict("skip", "session_started" if msg.kind == "reminder" else "expired"), None
+        if msg.kind not in PATIENT_KINDS:
+            # Staff alerts and replies: explicit recipient, no consent or quiet-hours gate.
+            return (SEND, msg.to_address) if msg.to_address else (Verdict("skip", "no_recipient"), None)
+        if patient is None:
+            return Verdict("cancel", "patient_deleted"), None
+        found = session_verdict(msg, session, now)
+        if found is not None:
+            return found, None
+        if msg.id in facts.superseded:
+            return Verdict("skip", "superseded"), None
+        if msg.kind == "nudge" and msg.patient_id in facts.booked_patients:
+            return Verdict("cancel", "session_booked"), None
+
+        def problem_on(channel: str) -> str | None:
+            address = patient.phone if channel == "sms" else patient.email
+            opted = bool(address) and (channel, normalise_address(channel, address or "")) in facts.opted_out
+            return contact_problem(channel, patient, opted)
+
+        problem = problem_on(msg.channel)
+        if problem is not None:
+            rule = self.policy.rule(msg.rule)
+            if rule is not None and rule.fallback and rule.fallback != msg.channel:
+                other_problem = problem_on(rule.fallback)
+                if other_problem is None:
+                    return Verdict("fallback", problem), None
+                return Verdict("skip", f"{problem}; {rule.fallback} fallback impossible: {other_problem}"), None
+            return Verdict("skip", problem), None
+        tz = recipient_zone(patient_tz=patient.timezone, location_tz=location.timezone if location else None,
+                            default=self.settings.zone)
+        quiet = quiet_verdict(msg, now=now, policy=self.policy, tz=tz,
+                              session_start=session.starts_at if session else None)
+        if quiet is not None:
+            return quiet, None
+        return SEND, patient.phone if msg.channel == "sms" else patient.email
+
+    def _apply_verdict(self, db: Session, msg: Message, verdict: Verdict, now: datetime) -> str | None:
+        if verdict.action == "release":
+            db.execute(update(Message).where(Message.id == msg.id, Message.lease_owner == self.owner,
+                                             Message.status == "planned")
+                       .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False))
+            return None
+        if verdict.action == "defer":
+            assert verdict.defer_until is not None
+            db.execute(
+                update(Message).where(Message.id == msg.id, Message.lease_owner == self.owner)
+                .values(due_at=verdict.defer_until, reason=f"deferred: {verdict.reason}", lease_owner=None,
+                        lease_until=None, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return "deferred"
+        if verdict.action == "fallback":
+            rule = self.policy.rule(msg.rule)
+            assert rule is not None and rule.fallback is not None
+            self._finish(db, msg.id, status="skipped", reason=f"{verdict.reason}; fell back to {rule.fallback}")
+            add_fallback(db, msg, rule.fallback, now)
+            return "skipped"
+        status = {"cancel": "cancelled", "fail": "failed"}.get(verdict.action, "skipped")
+        self._finish(db, msg.id, status=status, reason=verdict.reason)
+        return status
+
+    def _finish(self, db: Session, message_id: int, *, status: str, reason: str | None,
+                error_code: str | None = None, from_status: str = "planned") -> None:
+        values: dict[str, Any] = {"status": status, "reason": reason, "lease_owner": None, "lease_until": None,
+                                  "updated_at": utcnow()}
+        if error_code is not None:
+            values["error_code"] = error_code
+        db.execute(update(Message).where(Message.id == message_id, Message.status == from_status)
+                   .values(**values).execution_options(synchronize_session=False))
+
+    def _release_all(self, ids: list[int]) -> None:
+        with self.session_factory() as db:
+            db.execute(update(Message).where(Message.id.in_(ids), Message.lease_owner == self.owner,
+                                             Message.status == "planned")
+                       .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False))
+            db.commit()
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def _deliver(self, job: Job, now: datetime) -> str:
+        """Mark ``sending`` (committed), call the provider, record the outcome."""
+        msg = job.msg
+        try:
+            if self.stopping.is_set():
+                self._release_all([msg.id])
+                return "lost_lease"
+            with self.session_factory() as db:
+                marked = db.execute(  # type: ignore[attr-defined]
+                    update(Message)
+                    .where(Message.id == msg.id, Message.status == "planned", Message.lease_owner == self.owner)
+                    .values(status="sending", attempts=Message.attempts + 1, provider=job.provider.name,
+                            subject=job.outgoing.subject, body=job.outgoing.body, language=job.language,
+                            updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                db.commit()
+            if marked != 1:
+                return "lost_lease"  # cancelled or re-planned meanwhile: not ours to send
+            return self._send(job.provider, msg, job.outgoing, msg.attempts + 1, now)
+        except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
+            log.exception("dispatch error", extra={"fields": {"id": msg.id}})
+            with self.session_factory() as db:
+                self._finish(db, msg.id, status="failed", reason=f"internal_error: {type(exc).__name__}")
                 db.commit()
             return "failed"
-
-    def _process(self, message_id: int, now: datetime) -> str:
-        with self.session_factory() as db:
-            msg = db.get(Message, message_id)
-            if msg is None or msg.lease_owner != self.owner or msg.status != "planned":
-                return "lost_lease"
-            if self.stopping.is_set():
-                self._release(db, msg)
-                return "lost_lease"
-            patient = db.get(Patient, msg.patient_id) if msg.patient_id else None
-            session = db.get(TreatmentSession, msg.session_id) if msg.session_id else None
-            location = db.get(Location, session.location_id) if session and session.location_id else None
-            verdict, to_address = self._verdict(db, msg, patient, session, location, now)
-            if verdict.action != "send":
-                outcome = self._apply_verdict(db, msg, verdict, now)
-                db.commit()
-                return outcome
-            assert to_address is not None
-            try:
-                outgoing, language = self._render(db, msg, patient, session, location, to_address)
-            except Exception as exc:  # noqa: BLE001 - a broken template fails this message only
-                self._finish(db, msg.id, status="failed", reason=f"template_error: {exc}"[:500])
-                db.commit()
-                event(log, "template error", level=logging.WARNING, id=msg.id, template=msg.template)
-                return "failed"
-            provider = self.providers[msg.channel]
-            marked = db.execute(  # type: ignore[attr-defined]
-                update(Message)
-                .where(Message.id == msg.id, Message.status == "planned", Message.lease_owner == self.owner)
-                .values(status="sending", attempts=Message.attempts + 1, provider=provider.name,
-                        subject=outgoing.subject, body=outgoing.body, language=language,
-                        updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            db.commit()
-            if marked != 1:
-                return "lost_lease"
-            attempts = msg.attempts + 1
-        return self._send(provider, msg, outgoing, attempts, now)
 
     def _send(self, provider: Provider, msg: Message, outgoing: OutgoingMessage, attempts: int, now: datetime) -> str:
         try:
@@ -298,17 +471,16 @@ class Dispatcher:
                 db.commit()
             return "failed"
         MESSAGES_SENT.labels(msg.channel, provider.name).inc()
+        sent_at = max(now, self.clock())  # when the provider accepted it (the pass's clock under tick --now)
         with self.session_factory() as db:
+            # One statement; a delivery callback may already have moved the row on: never back.
             db.execute(
                 update(Message).where(Message.id == msg.id)
-                .values(provider_message_id=provider_id, sent_at=now, lease_owner=None, lease_until=None,
-                        updated_at=utcnow())
+                .values(provider_message_id=provider_id, sent_at=sent_at, lease_owner=None, lease_until=None,
+                        updated_at=utcnow(),
+                        status=case((Message.status == "sending", "sent"), else_=Message.status),
+                        reason=case((Message.status == "sending", None), else_=Message.reason))
                 .execution_options(synchronize_session=False)
-            )
-            # A delivery callback may already have moved it on; never move it back.
-            db.execute(
-                update(Message).where(Message.id == msg.id, Message.status == "sending")
-                .values(status="sent", reason=None).execution_options(synchronize_session=False)
             )
             db.commit()
         event(log, "message sent", id=msg.id, channel=msg.channel, rule=msg.rule, provider=provider.name)
@@ -358,7 +530,7 @@ class Dispatcher:
             db.commit()
         event(log, "send failed", level=logging.WARNING, id=msg.id, code=code, permanent=exc.permanent)
         if fallback:
-            self._queue_fallback(msg, reason, now)
+            self._queue_fallback(msg, now)
         return "failed"
 
     def _apply_effect(self, db: Session, msg: Message, exc: ProviderError) -> bool:
@@ -379,7 +551,7 @@ class Dispatcher:
             return True
         return False
 
-    def _queue_fallback(self, msg: Message, reason: str, now: datetime) -> None:
+    def _queue_fallback(self, msg: Message, now: datetime) -> None:
         rule = self.policy.rule(msg.rule)
         if rule is None or rule.fallback is None or rule.fallback == msg.channel:
             return
@@ -387,111 +559,25 @@ class Dispatcher:
             add_fallback(db, msg, rule.fallback, now)
             db.commit()
 
-    # -- verdicts -------------------------------------------------------------------------------
 
-    def _verdict(self, db: Session, msg: Message, patient: Patient | None, session: TreatmentSession | None,
-                 location: Location | None, now: datetime) -> tuple[Verdict, str | None]:
-        if msg.not_after is not None and now >= msg.not_after:
-            return Verdict("skip", "session_started" if msg.kind == "reminder" else "expired"), None
-        if msg.kind not in PATIENT_KINDS:
-            # Staff alerts and replies: explicit recipient, no consent or quiet-hours gate.
-            return (SEND, msg.to_address) if msg.to_address else (Verdict("skip", "no_recipient"), None)
-        if patient is None:
-            return Verdict("cancel", "patient_deleted"), None
-        found = session_verdict(msg, session, now)
-        if found is not None:
-            return found, None
-        if msg.kind == "reminder" and self._superseded(db, msg, now):
-            return Verdict("skip", "superseded"), None
-        if msg.kind == "nudge" and self._has_future_session(db, msg.patient_id, now):
-            return Verdict("cancel", "session_booked"), None
-        address = patient.phone if msg.channel == "sms" else patient.email
-        opted_out = bool(address) and is_opted_out(db, msg.channel, address or "")
-        problem = contact_problem(msg.channel, patient, opted_out)
-        if problem is not None:
-            rule = self.policy.rule(msg.rule)
-            if rule is not None and rule.fallback and rule.fallback != msg.channel:
-                other = patient.phone if rule.fallback == "sms" else patient.email
-                other_problem = contact_problem(
-                    rule.fallback, patient, bool(other) and is_opted_out(db, rule.fallback, other or "")
-                )
-                if other_problem is None:
-                    return Verdict("fallback", problem), None
-                return Verdict("skip", f"{problem}; {rule.fallback} fallback impossible: {other_problem}"), None
-            return Verdict("skip", problem), None
-        tz = recipient_zone(patient_tz=patient.timezone, location_tz=location.timezone if location else None,
-                            default=self.settings.zone)
-        quiet = quiet_verdict(msg, now=now, policy=self.policy, tz=tz,
-                              session_start=session.starts_at if session else None)
-        if quiet is not None:
-            return quiet, None
-        return SEND, address
+class TemplateCache:
+    """Template sources for one pass: one lookup per (name, channel, language), not per message.
+    A staff edit is picked up by the next pass."""
 
-    def _superseded(self, db: Session, msg: Message, now: datetime) -> bool:
-        """Another reminder of this session and channel, due later but already due, wins."""
-        later = select(Message.id).where(
-            Message.session_id == msg.session_id,
-            Message.channel == msg.channel,
-            Message.kind == "reminder",
-            Message.session_starts_at == msg.session_starts_at,
-            Message.id != msg.id,
-            Message.status.in_(("planned", "sending", "sent", "delivered")),
-            Message.due_at <= now,
-            (Message.due_at > msg.due_at) | and_(Message.due_at == msg.due_at, Message.id > msg.id),
-        )
-        return bool(db.scalar(select(exists(later))))
+    def __init__(self, settings: Settings, reader: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self.reader = reader
+        self._sources: dict[tuple[str, str, str | None], Any] = {}
+        self._lock = threading.Lock()
 
-    def _has_future_session(self, db: Session, patient_id: str | None, now: datetime) -> bool:
-        q = select(TreatmentSession.id).where(
-            TreatmentSession.patient_id == patient_id,
-            TreatmentSession.status.in_(ACTIVE_STATUSES),
-            TreatmentSession.starts_at > now,
-        )
-        return bool(db.scalar(select(exists(q))))
-
-    def _apply_verdict(self, db: Session, msg: Message, verdict: Verdict, now: datetime) -> str:
-        if verdict.action == "defer":
-            assert verdict.defer_until is not None
-            db.execute(
-                update(Message).where(Message.id == msg.id, Message.lease_owner == self.owner)
-                .values(due_at=verdict.defer_until, reason=f"deferred: {verdict.reason}", lease_owner=None,
-                        lease_until=None, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            return "deferred"
-        if verdict.action == "fallback":
-            rule = self.policy.rule(msg.rule)
-            assert rule is not None and rule.fallback is not None
-            self._finish(db, msg.id, status="skipped", reason=f"{verdict.reason}; fell back to {rule.fallback}")
-            add_fallback(db, msg, rule.fallback, now)
-            return "skipped"
-        status = "cancelled" if verdict.action == "cancel" else "skipped"
-        self._finish(db, msg.id, status=status, reason=verdict.reason)
-        return status
-
-    def _finish(self, db: Session, message_id: int, *, status: str, reason: str | None,
-                error_code: str | None = None, from_status: str = "planned") -> None:
-        values: dict[str, Any] = {"status": status, "reason": reason, "lease_owner": None, "lease_until": None,
-                                  "updated_at": utcnow()}
-        if error_code is not None:
-            values["error_code"] = error_code
-        db.execute(update(Message).where(Message.id == message_id, Message.status == from_status)
-                   .values(**values).execution_options(synchronize_session=False))
-
-    def _release(self, db: Session, msg: Message) -> None:
-        db.execute(update(Message).where(Message.id == msg.id, Message.lease_owner == self.owner,
-                                         Message.status == "planned")
-                   .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False))
-        db.commit()
-
-    # -- rendering ------------------------------------------------------------------------------
-
-    def _render(self, db: Session, msg: Message, patient: Patient | None, session: TreatmentSession | None,
-                location: Location | None, to_address: str) -> tuple[OutgoingMessage, str]:
-        from reminders.rendering import render_outgoing
-
-        return render_outgoing(db, self.settings, msg=msg, patient=patient, session=session,
-                               location=location, to_address=to_address)
+    def source(self, name: str, channel: str, language: str | None) -> Any:
+        key = (name, channel, language)
+        with self._lock:
+            if key not in self._sources:
+                with self.reader() as db:
+                    self._sources[key] = resolve_template(db, self.settings, name=name, channel=channel,
+                                                          language=language)
+            return self._sources[key]
 
 
 def add_fallback(db: Session, msg: Message, channel: str, now: datetime) -> None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from reminders.models import Location, Message, Patient, TreatmentSession
 from reminders.planner import recipient_zone
 from reminders.providers.base import Attachment, OutgoingMessage
 from reminders.settings import Settings
-from reminders.templates import build_context, render_source, resolve_template
+from reminders.templates import TemplateSource, build_context, render_source
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +38,15 @@ def _calendar(settings: Settings, session: TreatmentSession, location: Location 
     )
 
 
-def render_outgoing(db: Session, settings: Settings, *, msg: Message, patient: Patient | None,
-                    session: TreatmentSession | None, location: Location | None,
-                    to_address: str) -> tuple[OutgoingMessage, str]:
-    """The message ready for its provider, and the language of the template actually used."""
+def render_outgoing(source_for: Callable[[str, str, str | None], TemplateSource], settings: Settings, *,
+                    msg: Message, patient: Patient | None, session: TreatmentSession | None,
+                    location: Location | None, to_address: str) -> tuple[OutgoingMessage, str]:
+    """The message ready for its provider, and the language of the template actually used.
+
+    ``source_for(name, channel, language)`` finds the live template (cached per pass)."""
     data: dict[str, Any] = dict(msg.data or {})
     wanted = (patient.language if patient else None) or msg.language or "en"
-    source = resolve_template(db, settings, name=msg.template, channel=msg.channel, language=wanted)
+    source = source_for(msg.template, msg.channel, wanted)
     patient_email = msg.channel == "email" and patient is not None and msg.kind in ("reminder", "checkin", "nudge")
     unsubscribe = _unsubscribe_url(settings, patient, to_address) if patient_email and patient else None
     context = build_context(

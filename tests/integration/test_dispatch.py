@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.dispatch import Dispatcher, claim_due, is_opted_out
+from reminders.dispatch import Dispatcher, claim_due
+from reminders.optouts import is_opted_out
 from reminders.models import Message, Patient, TemplateVersion, TreatmentSession
 from reminders.planner import plan_pass
 from reminders.providers.base import OutgoingMessage, PermanentError, Provider, TransientError
