@@ -26,6 +26,7 @@ import pstats
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -53,7 +54,6 @@ from _common import (
 from sqlalchemy import Engine, func, select
 
 from reminders.db import make_session_factory
-from reminders.dispatch import claim_due
 from reminders.models import Message
 
 TARGET_SQLITE = 300.0
@@ -169,23 +169,17 @@ def bench_sqlite(work: Path, messages: int, profile: bool) -> dict[str, Any]:
 
 
 def profile_sqlite(work: Path, messages: int) -> None:
-    """cProfile the per-message path (claim, then process each in the main thread: cProfile sees one thread)."""
+    """cProfile a pass with one send thread (cProfile sees only the thread it runs in, so the
+    batch preparation is profiled; sends run in the pool's thread)."""
     db_path = work / "dispatch-profile.db"
     engine = fresh_sqlite(db_path)
     populate(engine, messages)
     runtime, worker = make_worker(f"sqlite:///{db_path}", work / "dry-profile", "bench-profile")
     profiler = cProfile.Profile()
     start = time.perf_counter()
+    threading.setprofile(None)
     profiler.enable()
-    done = 0
-    while True:
-        with runtime.session_factory() as db:
-            ids = claim_due(db, now=NOW, owner=worker.owner, limit=200, lease=timedelta(seconds=120))
-        if not ids:
-            break
-        for mid in ids:
-            worker.dispatcher.process(mid, NOW)
-            done += 1
+    done = worker.dispatcher.run_pass(NOW).sent
     profiler.disable()
     elapsed = time.perf_counter() - start
     print(f"  profile: {done} messages sequentially in {elapsed:.2f} s ({done / elapsed:.0f}/s, single thread)")

@@ -29,14 +29,14 @@ def session_uid(session_id: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _vtimezone(key: str, first_year: int, last_year: int) -> Timezone:
-    """The zone's VTIMEZONE, built once per zone and years (it is the costly part of an .ics).
+def _vtimezone(key: str, first_year: int, last_year: int) -> bytes:
+    """The zone's VTIMEZONE, serialised once per zone and years (the costly part of an .ics).
 
     Only the transitions near the session: a full 1970-2038 history would bloat every email.
-    Components are only read when serialised, so one cached instance serves every calendar.
     """
-    return Timezone.from_tzinfo(ZoneInfo(key), tzid=key, first_date=date(first_year - 1, 1, 1),
-                                last_date=date(last_year + 2, 1, 1))
+    component = Timezone.from_tzinfo(ZoneInfo(key), tzid=key, first_date=date(first_year - 1, 1, 1),
+                                     last_date=date(last_year + 2, 1, 1))
+    return bytes(component.to_ical())
 
 
 def session_ics(
@@ -75,5 +75,8 @@ def session_ics(
     ev.add("status", "CONFIRMED")
     ev.add("transp", "OPAQUE")
     cal.add_component(ev)
-    cal.add_component(_vtimezone(tz.key, start.year, end.year))
-    return Attachment(filename="session.ics", content_type=ICS_CONTENT_TYPE, content=cal.to_ical())
+    # The cached VTIMEZONE goes in as bytes, before the event (RFC 5545 allows any order).
+    body = cal.to_ical()
+    marker = b"BEGIN:VEVENT\r\n"
+    content = body.replace(marker, _vtimezone(tz.key, start.year, end.year) + marker, 1)
+    return Attachment(filename="session.ics", content_type=ICS_CONTENT_TYPE, content=content)

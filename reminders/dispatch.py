@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, case, func, select, text, update
+from sqlalchemy import Table, bindparam, case, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.db import make_read_session_factory
@@ -135,6 +136,28 @@ def claim_due(db: Session, *, now: datetime, owner: str, limit: int, lease: time
     rows = db.execute(stmt, {"now": now, "until": now + lease, "limit": limit, "owner": owner}).scalars().all()
     db.commit()
     return sorted(int(r) for r in rows)
+
+
+# The two statements every send runs, built once (statement construction costs more than
+# SQLite's execution of them).
+_messages = cast(Table, Message.__table__)
+_MARK_SENDING = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("b_id"), _messages.c.status == "planned",
+           _messages.c.lease_owner == bindparam("b_owner"))
+    .values(status="sending", attempts=_messages.c.attempts + 1, provider=bindparam("b_provider"),
+            subject=bindparam("b_subject"), body=bindparam("b_body"), language=bindparam("b_language"),
+            updated_at=bindparam("b_updated", type_=UtcDateTime()))
+)
+# A delivery callback may already have moved the row on (delivered): never move it back.
+_MARK_SENT = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("b_id"))
+    .values(provider_message_id=bindparam("b_provider_id"), sent_at=bindparam("b_sent_at", type_=UtcDateTime()),
+            lease_owner=None, lease_until=None, updated_at=bindparam("b_updated", type_=UtcDateTime()),
+            status=case((_messages.c.status == "sending", "sent"), else_=_messages.c.status),
+            reason=case((_messages.c.status == "sending", None), else_=_messages.c.reason))
+)
 
 
 # --- the checks at send time (pure given the facts) ------------------------------------------
@@ -327,10 +350,13 @@ class Dispatcher:
                 .where(Message.session_id.in_({m.session_id for m in reminders}), Message.kind == "reminder",
                        Message.status.in_(("planned", "sending", "sent", "delivered")), Message.due_at <= now)
             ).all()
+            by_group: dict[tuple[Any, ...], list[tuple[datetime, int]]] = defaultdict(list)
+            for mid, sid, ch, starts, due in siblings:
+                by_group[(sid, ch, starts)].append((due, mid))
             for m in reminders:
-                if any(sid == m.session_id and ch == m.channel and starts == m.session_starts_at and mid != m.id
-                       and (due > m.due_at or (due == m.due_at and mid > m.id))
-                       for mid, sid, ch, starts, due in siblings):
+                # Superseded when a later-due reminder of the same session, channel and start is due too.
+                if any((due, mid) > (m.due_at, m.id) for due, mid in by_group[(m.session_id, m.channel,
+                                                                               m.session_starts_at)]):
                     facts.superseded.add(m.id)
         nudged = {m.patient_id for m in messages if m.kind == "nudge" and m.patient_id}
         if nudged:
@@ -433,14 +459,11 @@ class Dispatcher:
                 self._release_all([msg.id])
                 return "lost_lease"
             with self.session_factory() as db:
-                marked = db.execute(  # type: ignore[attr-defined]
-                    update(Message)
-                    .where(Message.id == msg.id, Message.status == "planned", Message.lease_owner == self.owner)
-                    .values(status="sending", attempts=Message.attempts + 1, provider=job.provider.name,
-                            subject=job.outgoing.subject, body=job.outgoing.body, language=job.language,
-                            updated_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                marked = db.connection().execute(_MARK_SENDING, {
+                    "b_id": msg.id, "b_owner": self.owner, "b_provider": job.provider.name,
+                    "b_subject": job.outgoing.subject, "b_body": job.outgoing.body, "b_language": job.language,
+                    "b_updated": utcnow(),
+                }).rowcount
                 db.commit()
             if marked != 1:
                 return "lost_lease"  # cancelled or re-planned meanwhile: not ours to send
@@ -473,15 +496,8 @@ class Dispatcher:
         MESSAGES_SENT.labels(msg.channel, provider.name).inc()
         sent_at = max(now, self.clock())  # when the provider accepted it (the pass's clock under tick --now)
         with self.session_factory() as db:
-            # One statement; a delivery callback may already have moved the row on: never back.
-            db.execute(
-                update(Message).where(Message.id == msg.id)
-                .values(provider_message_id=provider_id, sent_at=sent_at, lease_owner=None, lease_until=None,
-                        updated_at=utcnow(),
-                        status=case((Message.status == "sending", "sent"), else_=Message.status),
-                        reason=case((Message.status == "sending", None), else_=Message.reason))
-                .execution_options(synchronize_session=False)
-            )
+            db.connection().execute(_MARK_SENT, {"b_id": msg.id, "b_provider_id": provider_id,
+                                                 "b_sent_at": sent_at, "b_updated": utcnow()})
             db.commit()
         event(log, "message sent", id=msg.id, channel=msg.channel, rule=msg.rule, provider=provider.name)
         return "sent"
