@@ -15,10 +15,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -348,14 +348,28 @@ def _sync_policy_fingerprint(db: Session, policy: Policy) -> None:
     db.commit()
 
 
+_patients = cast(Table, Patient.__table__)
+_PLANNED = (
+    update(_patients)
+    .where(_patients.c.id == bindparam("b_id"), _patients.c.change_seq == bindparam("b_seq"))
+    .values(needs_plan=False)
+)
+
+
 def _insert_ignore(db: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert outbox rows, skipping dedupe keys that exist; returns how many were new."""
     if not rows:
         return 0
     dialect = db.get_bind().dialect.name
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Message)
-    stmt = ins.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Message.id)
-    # RETURNING lists only the rows actually inserted (not those the conflict skipped).
-    return len(db.execute(stmt, rows).all())
+    table = cast(Table, Message.__table__)
+    conn = db.connection()
+    if dialect == "postgresql":
+        # Batched multi-row VALUES; RETURNING lists only the rows the conflict did not skip.
+        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        return len(conn.execute(stmt.returning(table.c.id), rows).all())
+    # SQLite: a plain executemany, whose rowcount is the number of rows inserted.
+    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return max(int(conn.execute(stmt, rows).rowcount), 0)
 
 
 def _cancel_reason(msg: Any, sessions_by_id: dict[str, SessionFacts], future: bool) -> str:
@@ -398,13 +412,8 @@ def plan_pass(
             break
         last_id = patients[-1].id
         _plan_batch(db, patients, locations, policy, default_tz, now, report)
-        for p in patients:
-            db.execute(
-                update(Patient)
-                .where(Patient.id == p.id, Patient.change_seq == p.change_seq)
-                .values(needs_plan=False)
-                .execution_options(synchronize_session=False)
-            )
+        # Only if nothing changed the patient meanwhile (change_seq): else plan again next pass.
+        db.connection().execute(_PLANNED, [{"b_id": p.id, "b_seq": p.change_seq} for p in patients])
         db.commit()
         report.patients += len(patients)
     db.commit()
@@ -439,14 +448,14 @@ def _plan_batch(
         select(Message.id, Message.dedupe_key, Message.status, Message.reason, Message.kind,
                Message.session_id, Message.session_starts_at, Message.due_at, Message.not_after,
                Message.patient_id)
-        .where(
-            among(db, Message.patient_id, ids),
-            Message.kind.in_(PLANNER_KINDS),
-            or_(Message.status == "planned",
-                and_(Message.status == "cancelled", Message.reason.in_(REVIVABLE_REASONS))),
-        )
+        # By patient only: a status condition here makes SQLite pick the (status, due_at)
+        # index and scan every planned message for each batch.
+        .where(among(db, Message.patient_id, ids))
     ):
-        existing_by_key[existing.dedupe_key] = existing
+        if existing.kind in PLANNER_KINDS and (
+            existing.status == "planned" or (existing.status == "cancelled" and existing.reason in REVIVABLE_REASONS)
+        ):
+            existing_by_key[existing.dedupe_key] = existing
 
     inserts: list[dict[str, Any]] = []
     wanted: set[str] = set()
