@@ -365,11 +365,11 @@ def _insert_ignore(db: Session, rows: list[dict[str, Any]]) -> int:
     conn = db.connection()
     if dialect == "postgresql":
         # Batched multi-row VALUES; RETURNING lists only the rows the conflict did not skip.
-        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        return len(conn.execute(stmt.returning(table.c.id), rows).all())
+        pg = postgresql.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        return len(conn.execute(pg.returning(table.c.id), rows).all())
     # SQLite: a plain executemany, whose rowcount is the number of rows inserted.
-    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return max(int(conn.execute(stmt, rows).rowcount), 0)
+    lite = sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return max(int(conn.execute(lite, rows).rowcount), 0)
 
 
 def _cancel_reason(msg: Any, sessions_by_id: dict[str, SessionFacts], future: bool) -> str:

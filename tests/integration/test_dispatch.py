@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.dispatch import Dispatcher, claim_due
-from reminders.optouts import is_opted_out
 from reminders.models import Message, Patient, TemplateVersion, TreatmentSession
+from reminders.optouts import is_opted_out
 from reminders.planner import plan_pass
 from reminders.providers.base import OutgoingMessage, PermanentError, Provider, TransientError
 from reminders.providers.dryrun import DryRunProvider
