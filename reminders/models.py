@@ -161,7 +161,8 @@ class Message(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None] = mapped_column()
     provider: Mapped[str | None] = mapped_column(String(32))
-    provider_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # Not indexed: callbacks find the row by our own id (echoed back by the providers).
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
     error_code: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(16))
     subject: Mapped[str | None] = mapped_column(String(500))

@@ -180,7 +180,6 @@ def upgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index('ix_messages_due', ['status', 'due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_patient_id'), ['patient_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_messages_provider_message_id'), ['provider_message_id'], unique=False)
         batch_op.create_index('ix_messages_session', ['session_id', 'channel'], unique=False)
 
     op.create_table('inbound_messages',
@@ -267,7 +266,6 @@ def downgrade() -> None:
     op.drop_table('inbound_messages')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index('ix_messages_session')
-        batch_op.drop_index(batch_op.f('ix_messages_provider_message_id'))
         batch_op.drop_index(batch_op.f('ix_messages_patient_id'))
         batch_op.drop_index('ix_messages_due')
 
