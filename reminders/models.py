@@ -314,6 +314,16 @@ class AuditLog(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column()
 
 
+class ProviderSlot(Base):
+    """The next free send slot per provider, shared by every worker (the rate limit holds
+    across processes, not just within one)."""
+
+    __tablename__ = "provider_slots"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_slot: Mapped[datetime] = mapped_column()
+
+
 class WorkerState(Base):
     """Small key/value facts shared by workers: last pass times, the policy fingerprint."""
 

@@ -83,6 +83,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_provider_events')),
     sa.UniqueConstraint('provider', 'event_id', name=op.f('uq_provider_events_provider'))
     )
+    op.create_table('provider_slots',
+    sa.Column('provider', sa.String(length=32), nullable=False),
+    sa.Column('next_slot', reminders.models.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('provider', name=op.f('pk_provider_slots'))
+    )
     op.create_table('revoked_tokens',
     sa.Column('token_id', sa.String(length=64), nullable=False),
     sa.Column('revoked_at', reminders.models.UtcDateTime(timezone=True), nullable=False),
@@ -279,6 +284,7 @@ def downgrade() -> None:
     op.drop_table('template_versions')
     op.drop_table('staff_users')
     op.drop_table('revoked_tokens')
+    op.drop_table('provider_slots')
     op.drop_table('provider_events')
     with op.batch_alter_table('patients', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_patients_phone'))
