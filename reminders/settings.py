@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     crisis_score_drop: int = Field(default=4, ge=1, le=10)
     realert_minutes: float = Field(default=15.0, gt=0)
     unconfirmed_hours: float = Field(default=18.0, gt=0)
+    # Also alert on-call staff (SMS/email) when an infusion is flagged unconfirmed, not just the inbox.
+    unconfirmed_alert: bool = False
     crisis_phrases_file: Path | None = None
     sensitive_words: str = "ketamine,esketamine,spravato,depression,ptsd,psychiatric,suicide"
 

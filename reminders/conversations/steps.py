@@ -100,6 +100,8 @@ def flag_unconfirmed(db: Session, settings: Settings, now: datetime) -> int:
                 db.add(task)
         except IntegrityError:
             continue
+        if settings.unconfirmed_alert:
+            create_alerts(db, settings, task, now)
         done += 1
         event(log, "unconfirmed infusion flagged", session_id=session.id, patient_id=session.patient_id)
     db.commit()

@@ -106,3 +106,26 @@ def test_crisis_at_3am_from_opted_out_patient_alerts_staff(runtime: Runtime) -> 
         rows = db.scalars(select(Message).where(Message.kind.in_(("alert", "reply")))).all()
         assert len(rows) == 3 and {m.status for m in rows} == {"sent"}
         assert all(m.provider_message_id for m in rows)
+
+
+def test_unconfirmed_infusion_is_flagged_and_optionally_alerts(db_url: str, tmp_path: Path) -> None:
+    from reminders.conversations.steps import run_safety_checks
+    from reminders.models import StaffTask
+
+    now = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    for alert in (False, True):
+        settings = make_test_settings(db_url, tmp_path, oncall_phones="+14105550900", unconfirmed_alert=alert)
+        rt = Runtime(settings)
+        with rt.session_factory() as db:
+            pid = f"p-{alert}"
+            db.add(Patient(id=pid, first_name="Ana", phone=PHONE, sms_consent=True))
+            db.flush()
+            db.add(TreatmentSession(id=f"s-{alert}", patient_id=pid, starts_at=now + timedelta(hours=10)))
+            db.commit()
+            assert run_safety_checks(db, settings, now) == 1
+            assert run_safety_checks(db, settings, now + timedelta(minutes=5)) == 0  # flagged once
+            task = db.scalar(select(StaffTask).where(StaffTask.session_id == f"s-{alert}"))
+            assert task is not None and task.kind == "unconfirmed"
+            alerts = db.scalars(select(Message).where(Message.kind == "alert", Message.patient_id == pid)).all()
+            assert len(alerts) == (1 if alert else 0)
+        rt.close()
