@@ -9,7 +9,7 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.db import make_engine, make_session_factory
+from reminders.db import make_engine, make_read_session_factory, make_session_factory
 from reminders.policy import Policy, PolicyError, load_policy
 from reminders.settings import Settings
 
@@ -32,6 +32,11 @@ class Runtime:
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
         return make_session_factory(self.engine)
+
+    @cached_property
+    def read_session_factory(self) -> sessionmaker[Session]:
+        """For reads only: on SQLite these never wait for (or hold) the write lock."""
+        return make_read_session_factory(self.engine)
 
     _policy: Policy | None = field(default=None, repr=False)
     _policy_stamp: tuple[float, int] | None = field(default=None, repr=False)

@@ -13,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
+from reminders.dispatch import count_in_doubt
 from reminders.metrics import REGISTRY, register_database
-from reminders.models import Message, WorkerState
+from reminders.models import WorkerState
 from reminders.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ ROUTER_MODULES = (
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="reminders", docs_url=None, redoc_url=None)
     app.state.runtime = runtime
-    register_database(runtime.session_factory)
+    register_database(runtime.read_session_factory)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -64,15 +65,11 @@ def health_response(runtime: Runtime, *, now: datetime | None = None) -> Respons
     body: dict[str, object] = {"status": "ok", "database": "ok", "last_pass_at": None}
     status_code = 200
     try:
-        with runtime.session_factory() as db:
+        # A read-only session: on SQLite a health check must not queue behind a long plan pass.
+        with runtime.read_session_factory() as db:
             db.execute(text("SELECT 1"))
             state = db.get(WorkerState, "last_pass_at")
-            in_doubt = db.scalar(
-                select(func.count()).select_from(Message).where(
-                    Message.status == "sending", Message.lease_until < now
-                )
-            )
-            body["messages_in_doubt"] = int(in_doubt or 0)
+            body["messages_in_doubt"] = count_in_doubt(db, now)
     except Exception as exc:  # noqa: BLE001
         log.warning("health check: database unreachable (%s)", type(exc).__name__)
         body.update(status="error", database="unreachable")
