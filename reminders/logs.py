@@ -39,11 +39,23 @@ def _fmt(value: Any) -> str:
     return json.dumps(text) if (" " in text or not text) else text
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (it may be swapped, e.g. by a test runner)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(*, verbose: bool = False) -> None:
     root = logging.getLogger()
     if any(getattr(h, "_reminders", False) for h in root.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(KeyValueFormatter())
     handler._reminders = True  # type: ignore[attr-defined]
     root.addHandler(handler)
