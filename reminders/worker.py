@@ -201,15 +201,19 @@ def run_daemon(runtime: Runtime) -> int:
     web.start()
     event(log, "worker started", worker=worker.owner, http=f"{settings.http_host}:{settings.http_port}",
           sms=settings.sms_provider, email=settings.email_provider)
+    status = 0
     while not stop.wait(0.5):
         if not web.is_alive() and not server.should_exit:
-            log.error("web server stopped unexpectedly (port %s in use?)", settings.http_port)
+            log.error("web server stopped: is %s:%s already in use? (REMINDERS_HTTP_PORT)",
+                      settings.http_host, settings.http_port)
             stop.set()
             worker.dispatcher.stopping.set()
+            status = 1
             break
 
     # Finish in-flight sends (claimed-but-unsent messages are released), within the grace period.
     server.should_exit = True
+
     def finish() -> None:
         scheduler.shutdown(wait=True)
         worker.close()
@@ -221,4 +225,4 @@ def run_daemon(runtime: Runtime) -> int:
         log.warning("in-flight work did not finish within the grace period; leases will expire")
     web.join(5)
     event(log, "worker stopped", worker=worker.owner)
-    return 0
+    return status

@@ -146,3 +146,15 @@ def test_daemon_serves_health_and_metrics_and_stops_on_sigterm(db_url: str, tmp_
     assert code == 0, log[-2000:]
     assert "worker stopped" in log
     assert count(db_url, "sending") == 0
+
+
+def test_daemon_exits_non_zero_when_its_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = env_for(f"sqlite:///{tmp_path / 'r.db'}", tmp_path, REMINDERS_HTTP_PORT=str(port))
+        result = subprocess.run([sys.executable, "-m", "reminders.cli", "run"], env=env, cwd=ROOT,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "REMINDERS_HTTP_PORT" in result.stderr
