@@ -62,7 +62,7 @@ REVIVABLE_REASONS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SessionFacts:
     id: str
     patient_id: str
@@ -79,14 +79,14 @@ class SessionFacts:
         return self.starts_at + timedelta(minutes=self.duration_minutes)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SeriesPosition:
     phase: str
     series_number: int | None
     series_size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedMessage:
     dedupe_key: str
     rule: str
