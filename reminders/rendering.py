@@ -10,7 +10,7 @@ from reminders.models import Location, Message, Patient, TreatmentSession
 from reminders.planner import recipient_zone
 from reminders.providers.base import Attachment, OutgoingMessage
 from reminders.settings import Settings
-from reminders.templates import TemplateSource, build_context, render_source
+from reminders.templates import TemplateSource, build_context, context_language, render_source
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,9 @@ def render_outgoing(source_for: Callable[[str, str, str | None], TemplateSource]
     context = build_context(
         settings, patient=patient, session=session, location=location,
         series_number=data.get("series_number"), series_size=data.get("series_size"),
-        unsubscribe_url=unsubscribe, language=source.language,
-        alert=data if msg.kind == "alert" else None,
+        unsubscribe_url=unsubscribe, language=context_language(wanted, source.language),
+        alert=data if msg.kind == "alert" else None, reply_text=data.get("text", ""),
     )
-    context["reply_text"] = data.get("text", "")
     rendered = render_source(source, context)
     attachments: tuple[Attachment, ...] = ()
     headers: dict[str, str] = {}
