@@ -157,21 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_plugins(sub: Any) -> None:
-    """Commands that live beside their feature (import, templates, inbound, staff)."""
-    import importlib
+    """Commands that live beside their feature (import, templates, inbound, staff).
+    Imported here, not at the top: those modules import helpers from this one."""
+    from reminders import templates_cli
+    from reminders.clinic import cli as clinic_cli
+    from reminders.conversations import cli as conversations_cli
+    from reminders.web import staff_cli
 
-    for module_name in (
-        "reminders.clinic.cli",
-        "reminders.templates_cli",
-        "reminders.conversations.cli",
-        "reminders.web.staff_cli",
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
+    for module in (clinic_cli, templates_cli, conversations_cli, staff_cli):
         module.register(sub)
 
 

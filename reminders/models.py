@@ -127,7 +127,6 @@ class TreatmentSession(Base):
 # --- worker tables ---------------------------------------------------------------------------
 
 MESSAGE_STATUSES = ("planned", "sending", "sent", "delivered", "failed", "cancelled", "skipped")
-UNSENT_STATUSES = ("planned",)
 
 
 class Message(Base):

@@ -6,29 +6,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from reminders.calendar import session_ics
 from reminders.models import Location, Message, Patient, TreatmentSession
 from reminders.planner import recipient_zone
 from reminders.providers.base import Attachment, OutgoingMessage
 from reminders.settings import Settings
 from reminders.templates import TemplateSource, build_context, context_language, render_source
+from reminders.unsubscribe import unsubscribe_url
 
 log = logging.getLogger(__name__)
 
 
-def _unsubscribe_url(settings: Settings, patient: Patient, address: str) -> str | None:
-    try:
-        from reminders.unsubscribe import unsubscribe_url
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return None
-    return unsubscribe_url(settings, patient_id=patient.id, address=address)
-
-
 def _calendar(settings: Settings, session: TreatmentSession, location: Location | None,
-              patient: Patient) -> Attachment | None:
-    try:
-        from reminders.calendar import session_ics
-    except ImportError:  # pragma: no cover
-        return None
+              patient: Patient) -> Attachment:
     tz = recipient_zone(patient_tz=patient.timezone, location_tz=location.timezone if location else None,
                         default=settings.zone)
     return session_ics(
@@ -48,7 +38,8 @@ def render_outgoing(source_for: Callable[[str, str, str | None], TemplateSource]
     wanted = (patient.language if patient else None) or msg.language or "en"
     source = source_for(msg.template, msg.channel, wanted)
     patient_email = msg.channel == "email" and patient is not None and msg.kind in ("reminder", "checkin", "nudge")
-    unsubscribe = _unsubscribe_url(settings, patient, to_address) if patient_email and patient else None
+    unsubscribe = (unsubscribe_url(settings, patient_id=patient.id, address=to_address)
+                   if patient_email and patient else None)
     context = build_context(
         settings, patient=patient, session=session, location=location,
         series_number=data.get("series_number"), series_size=data.get("series_size"),
@@ -59,9 +50,7 @@ def render_outgoing(source_for: Callable[[str, str, str | None], TemplateSource]
     attachments: tuple[Attachment, ...] = ()
     headers: dict[str, str] = {}
     if msg.channel == "email" and msg.kind == "reminder" and session is not None and patient is not None:
-        ics = _calendar(settings, session, location, patient)
-        if ics is not None:
-            attachments = (ics,)
+        attachments = (_calendar(settings, session, location, patient),)
     if unsubscribe:
         headers = {"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     return OutgoingMessage(

@@ -104,10 +104,8 @@ class Worker:
             return plan_pass(db, policy=self.runtime.policy, default_tz=self.settings.zone, now=now or self.clock())
 
     def safety_step(self, now: datetime | None = None) -> int:
-        try:
-            from reminders.conversations.steps import run_safety_checks
-        except ModuleNotFoundError:
-            return 0
+        from reminders.conversations.steps import run_safety_checks
+
         with PASS_SECONDS.labels("safety").time(), self.runtime.session_factory() as db:
             count = run_safety_checks(db, self.settings, now or self.clock())
             db.commit()

@@ -6,7 +6,6 @@ Routers live beside their feature and reach the shared objects through
 
 from __future__ import annotations
 
-import importlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -22,15 +21,6 @@ from reminders.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-# Feature routers, included when their module exists. Each module exposes `router`.
-ROUTER_MODULES = (
-    "reminders.web.provider_webhooks",
-    "reminders.web.unsubscribe",
-    "reminders.web.inbound",
-    "reminders.web.staff",
-)
-
-
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="reminders", docs_url=None, redoc_url=None)
     app.state.runtime = runtime
@@ -44,13 +34,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    for name in ROUTER_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    # Feature routers (imported here: they use runtime_of from this module).
+    from reminders.web import inbound, provider_webhooks, staff, unsubscribe
+
+    for module in (provider_webhooks, unsubscribe, inbound, staff):
         app.include_router(module.router)
     return app
 
