@@ -30,9 +30,9 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import Engine, insert  # noqa: E402
 
-from reminders.db import make_engine  # noqa: E402
-from reminders.migrate import upgrade  # noqa: E402
-from reminders.models import Location, Message, Patient, TreatmentSession, WorkerState  # noqa: E402
+from reminders.db.engine import make_engine  # noqa: E402
+from reminders.db.migrate import upgrade  # noqa: E402
+from reminders.db.models import Location, Message, Patient, TreatmentSession, WorkerState  # noqa: E402
 
 PYTHON = sys.executable
 

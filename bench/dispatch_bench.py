@@ -53,8 +53,8 @@ from _common import (
 )
 from sqlalchemy import Engine, func, select
 
-from reminders.db import make_session_factory
-from reminders.models import Message
+from reminders.db.engine import make_session_factory
+from reminders.db.models import Message
 
 TARGET_SQLITE = 300.0
 TARGET_PG_TWO = 500.0

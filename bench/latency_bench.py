@@ -51,9 +51,9 @@ from _common import (
 )
 from sqlalchemy import func, select
 
-from reminders.db import make_session_factory
-from reminders.models import Message
-from reminders.policy import load_policy
+from reminders.db.engine import make_session_factory
+from reminders.db.models import Message
+from reminders.planning.policy import load_policy
 
 TARGET_P99_S = 2.0
 DAEMON = str(Path(sys.executable).with_name("reminders"))

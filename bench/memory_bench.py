@@ -49,7 +49,7 @@ from _common import (
     verdict,
 )
 
-from reminders.models import Patient, TreatmentSession
+from reminders.db.models import Patient, TreatmentSession
 
 TARGET_MB = 200.0
 DISPATCH_NOW = BENCH_NOW + timedelta(days=1)
@@ -85,7 +85,7 @@ def generate(engine: Any, patients: int, seed: int = 3) -> int:
 def child_main(step: str, db_path: str, dryrun_dir: str) -> int:
     from sqlalchemy import func, select
 
-    from reminders.models import Message
+    from reminders.db.models import Message
     from reminders.runtime import Runtime
     from reminders.worker import Worker
 

@@ -39,10 +39,10 @@ from _common import (
 from sqlalchemy import Engine, func, select
 
 from reminders.clinic.changes import mark_patients_dirty
-from reminders.db import make_session_factory
-from reminders.models import Message
-from reminders.planner import plan_pass
-from reminders.policy import load_policy
+from reminders.db.engine import make_session_factory
+from reminders.db.models import Message
+from reminders.planning.planner import plan_pass
+from reminders.planning.policy import load_policy
 
 TARGET_FIRST_S = 20.0
 TARGET_REPLAN_S = 2.0

@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.models import InboundMessage, Message
+from reminders.db.models import InboundMessage, Message
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

@@ -9,8 +9,8 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.db import make_engine, make_read_session_factory, make_session_factory
-from reminders.policy import Policy, PolicyError, load_policy
+from reminders.db.engine import make_engine, make_read_session_factory, make_session_factory
+from reminders.planning.policy import Policy, PolicyError, load_policy
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class Runtime:
         return policy
 
     def upgrade_schema(self) -> None:
-        from reminders.migrate import upgrade
+        from reminders.db.migrate import upgrade
 
         upgrade(self.engine)
 

@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from reminders.dispatch import Dispatcher, DispatchReport
+from reminders.db.models import WorkerState
+from reminders.dispatch.dispatcher import Dispatcher, DispatchReport
 from reminders.logs import event
 from reminders.metrics import PASS_SECONDS
-from reminders.models import WorkerState
-from reminders.planner import PlanReport, plan_pass
-from reminders.providers import build_providers
+from reminders.planning.planner import PlanReport, plan_pass
+from reminders.providers.registry import build_providers
 from reminders.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class Worker:
         providers = build_providers(self.settings)
         if runtime.engine.dialect.name == "postgresql":
             # Several workers may share this database: the providers' rates must hold across them.
-            from reminders.providers.shared_rate import DatabaseRateLimiter
+            from reminders.providers.ratelimit import DatabaseRateLimiter
 
             for provider in providers.values():
                 provider.limiter = DatabaseRateLimiter(runtime.engine, f"{provider.name}:{provider.channel}",
@@ -104,7 +104,7 @@ class Worker:
             return plan_pass(db, policy=self.runtime.policy, default_tz=self.settings.zone, now=now or self.clock())
 
     def safety_step(self, now: datetime | None = None) -> int:
-        from reminders.conversations.steps import run_safety_checks
+        from reminders.conversations.safety import run_safety_checks
 
         with PASS_SECONDS.labels("safety").time(), self.runtime.session_factory() as db:
             count = run_safety_checks(db, self.settings, now or self.clock())

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.db import make_engine, make_session_factory
-from reminders.migrate import upgrade
+from reminders.db.engine import make_engine, make_session_factory
+from reminders.db.migrate import upgrade
 from reminders.settings import Settings, load_settings
 from tests.pgcluster import PgCluster, find_pg_bin
 

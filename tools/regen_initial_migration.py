@@ -8,7 +8,7 @@ import tempfile
 
 from alembic import command
 
-from reminders.migrate import MIGRATIONS, alembic_config
+from reminders.db.migrate import MIGRATIONS, alembic_config
 
 target = MIGRATIONS / "versions" / "0001_initial_schema.py"
 target.unlink(missing_ok=True)

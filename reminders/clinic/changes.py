@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from reminders.db import among
-from reminders.models import Patient
+from reminders.db.engine import among
+from reminders.db.models import Patient
 
 
 def mark_patients_dirty(db: Session, patient_ids: Iterable[str]) -> None:

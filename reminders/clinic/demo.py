@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reminders.db import session_scope
+from reminders.db.engine import session_scope
 from reminders.runtime import Runtime
 
 CHECKIN_AT = time(10, 0)  # the default policy's check-in and nudge time of day

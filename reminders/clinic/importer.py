@@ -32,9 +32,9 @@ from reminders.clinic.records import (
     validate_patient,
     validate_session,
 )
-from reminders.db import among
+from reminders.db.engine import among
+from reminders.db.models import AuditLog, Location, Patient, TreatmentSession, utcnow
 from reminders.logs import event
-from reminders.models import AuditLog, Location, Patient, TreatmentSession, utcnow
 from reminders.runtime import UsageError
 from reminders.settings import Settings
 

@@ -26,9 +26,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from reminders.clinic.importer import ClinicWriteReport, apply_rows
-from reminders.db import normalise_url
+from reminders.db.engine import normalise_url
+from reminders.db.models import AuditLog
 from reminders.logs import event
-from reminders.models import AuditLog
 from reminders.settings import PREFIX, ConfigError, Settings
 
 log = logging.getLogger(__name__)

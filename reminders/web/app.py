@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from reminders.dispatch import count_in_doubt
+from reminders.db.models import WorkerState
+from reminders.dispatch.dispatcher import count_in_doubt
 from reminders.metrics import REGISTRY, register_database
-from reminders.models import WorkerState
 from reminders.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     # Feature routers (imported here: they use runtime_of from this module).
-    from reminders.web import inbound, provider_webhooks, staff, unsubscribe
+    from reminders.providers.sendgrid import webhooks as provider_webhooks
+    from reminders.providers.twilio import webhooks as inbound
+    from reminders.web import unsubscribe
+    from reminders.web.staff import router as staff
 
     for module in (provider_webhooks, unsubscribe, inbound, staff):
         app.include_router(module.router)

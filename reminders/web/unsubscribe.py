@@ -15,11 +15,11 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from reminders.db.models import AuditLog, Patient
 from reminders.logs import event
-from reminders.models import AuditLog, Patient
-from reminders.optouts import set_opt_out
+from reminders.outbox.consent import set_opt_out
+from reminders.outbox.unsubscribe import read_token, token_matches_address
 from reminders.settings import Settings
-from reminders.unsubscribe import read_token, token_matches_address
 
 log = logging.getLogger(__name__)
 router = APIRouter()

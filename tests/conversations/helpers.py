@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
-from reminders.models import Location, Message, Patient, TreatmentSession
+from reminders.db.models import Location, Message, Patient, TreatmentSession
 
 TOKEN = "test-auth-token-0123456789"
 SMS_URL = "http://testserver/webhooks/twilio/sms"

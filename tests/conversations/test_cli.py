@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from reminders.cli import main
-from reminders.models import InboundMessage, Message
+from reminders.db.models import InboundMessage, Message
 from reminders.runtime import Runtime
 from tests.conversations.helpers import P1
 

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from reminders.conversations.handle import receive
+from reminders.conversations.inbound import receive
 from reminders.conversations.replies import CRISIS_EN
-from reminders.conversations.steps import run_safety_checks
-from reminders.models import Message, OptOut, Patient, StaffTask, TreatmentSession
+from reminders.conversations.safety import run_safety_checks
+from reminders.db.models import Message, OptOut, Patient, StaffTask, TreatmentSession
 from reminders.runtime import Runtime
 from tests.conversations.helpers import P1
 

@@ -7,7 +7,7 @@ import base64
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from reminders.models import InboundMessage, Message, OptOut, TreatmentSession
+from reminders.db.models import InboundMessage, Message, OptOut, TreatmentSession
 from reminders.runtime import Runtime
 from reminders.web.app import create_app
 from tests.conftest import make_test_settings

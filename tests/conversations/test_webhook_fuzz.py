@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from reminders.models import InboundMessage, Message, OptOut, StaffTask
+from reminders.db.models import InboundMessage, Message, OptOut, StaffTask
 from reminders.runtime import Runtime
 from tests.conversations.helpers import INBOUND_SECRET, P1, sign
 

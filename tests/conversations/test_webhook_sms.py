@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from reminders.conversations.replies import CRISIS_EN, CRISIS_ES
-from reminders.models import (
+from reminders.db.models import (
     AuditLog,
     CheckinScore,
     InboundMessage,
@@ -17,9 +17,9 @@ from reminders.models import (
     StaffTask,
     TreatmentSession,
 )
+from reminders.providers.twilio.webhooks import EMPTY_TWIML
 from reminders.runtime import Runtime
 from reminders.web.app import create_app
-from reminders.web.inbound import EMPTY_TWIML
 from tests.conftest import make_test_settings
 from tests.conversations.helpers import FAMILY, P1, P2, TOKEN, post_sms, sent_message, sign
 
@@ -275,7 +275,7 @@ def test_national_number_format_is_normalised(client: TestClient, clinic: Runtim
 
 
 def test_processing_error_keeps_row_and_answers_200(client: TestClient, clinic: Runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from reminders.conversations import handle
+    from reminders.conversations import inbound as handle
 
     def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("simulated failure")

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import uvicorn
 
-from reminders.models import (
+from reminders.db.models import (
     CheckinScore,
     InboundMessage,
     Location,
@@ -36,7 +36,7 @@ from reminders.models import (
 )
 from reminders.runtime import Runtime
 from reminders.web.app import create_app
-from reminders.web.auth import new_one_time_password
+from reminders.web.staff.auth import new_one_time_password
 from tests.conftest import ROOT, make_test_settings
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from reminders.models import AuditLog, StaffTask, TemplateVersion
+from reminders.db.models import AuditLog, StaffTask, TemplateVersion
 from reminders.worker import run_tick
 from tests.e2e.conftest import ADMIN, ADMIN_PASSWORD, SESSION_START, Console, shot
 

@@ -79,7 +79,7 @@ def test_plan_shows_the_timeline_with_reasons(env: Path, capsys: pytest.CaptureF
 
 
 def test_entry_point_runs_as_a_process(env: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "reminders.cli", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "reminders", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "tick" in result.stdout and "REMINDERS_" in result.stdout
 
 

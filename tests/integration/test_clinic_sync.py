@@ -23,8 +23,8 @@ from reminders.clinic.sync import (
     source_engine,
     sync_clinic_source,
 )
-from reminders.db import session_scope
-from reminders.models import Patient, TreatmentSession
+from reminders.db.engine import session_scope
+from reminders.db.models import Patient, TreatmentSession
 from reminders.settings import ConfigError, Settings
 from tests.conftest import make_test_settings
 from tests.pgcluster import PgCluster

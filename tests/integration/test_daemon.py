@@ -18,8 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from reminders.db import make_engine, make_session_factory
-from reminders.models import Message
+from reminders.db.engine import make_engine, make_session_factory
+from reminders.db.models import Message
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,12 +61,12 @@ def env_for(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def reminders(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reminders.cli", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "reminders", *args], env=env, capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "reminders.cli", "run"], env=env, cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "reminders", "run"], env=env, cwd=ROOT,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
@@ -154,7 +154,7 @@ def test_daemon_exits_non_zero_when_its_port_is_taken(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         env = env_for(f"sqlite:///{tmp_path / 'r.db'}", tmp_path, REMINDERS_HTTP_PORT=str(port))
-        result = subprocess.run([sys.executable, "-m", "reminders.cli", "run"], env=env, cwd=ROOT,
+        result = subprocess.run([sys.executable, "-m", "reminders", "run"], env=env, cwd=ROOT,
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "REMINDERS_HTTP_PORT" in result.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from reminders.models import WorkerState
+from reminders.db.models import WorkerState
 from reminders.runtime import Runtime
 from reminders.settings import Settings
 from reminders.web.app import create_app

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from reminders.cli import main
 from reminders.clinic.demo import demo_clinic
 from reminders.clinic.importer import ImportInputError, ImportReport, import_data, import_path
-from reminders.db import session_scope
-from reminders.models import AuditLog, Location, Patient, TreatmentSession
+from reminders.db.engine import session_scope
+from reminders.db.models import AuditLog, Location, Patient, TreatmentSession
 from reminders.settings import Settings
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "clinic"

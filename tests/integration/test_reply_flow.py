@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from reminders.models import Message, OptOut, Patient, TreatmentSession
+from reminders.db.models import Message, OptOut, Patient, TreatmentSession
 from reminders.runtime import Runtime
 from reminders.web.app import create_app
 from reminders.worker import run_tick
@@ -83,7 +83,7 @@ def test_stop_stops_the_next_reminder_and_start_resumes(runtime: Runtime) -> Non
 
 
 def test_crisis_at_3am_from_opted_out_patient_alerts_staff(runtime: Runtime) -> None:
-    from reminders.conversations.handle import receive  # the webhook's handling, with a clock
+    from reminders.conversations.inbound import receive  # the webhook's handling, with a clock
 
     # 03:00 in New York; the patient opted out of SMS reminders earlier.
     night = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -109,8 +109,8 @@ def test_crisis_at_3am_from_opted_out_patient_alerts_staff(runtime: Runtime) -> 
 
 
 def test_unconfirmed_infusion_is_flagged_and_optionally_alerts(db_url: str, tmp_path: Path) -> None:
-    from reminders.conversations.steps import run_safety_checks
-    from reminders.models import StaffTask
+    from reminders.conversations.safety import run_safety_checks
+    from reminders.db.models import StaffTask
 
     now = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
     for alert in (False, True):

@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-from reminders.migrate import downgrade, upgrade
-from reminders.models import Base
+from reminders.db.migrate import downgrade, upgrade
+from reminders.db.models import Base
 
 
 def test_migrations_match_models(engine: Engine) -> None:

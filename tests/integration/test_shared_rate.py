@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from reminders.db import make_engine
-from reminders.providers.shared_rate import DatabaseRateLimiter
+from reminders.db.engine import make_engine
+from reminders.providers.ratelimit import DatabaseRateLimiter
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.cli import main
-from reminders.db import session_scope
-from reminders.models import Location, Patient, TemplateVersion, TreatmentSession
+from reminders.db.engine import session_scope
+from reminders.db.models import Location, Patient, TemplateVersion, TreatmentSession
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.db import session_scope
-from reminders.models import AuditLog, Patient, TemplateVersion, TreatmentSession
+from reminders.db.engine import session_scope
+from reminders.db.models import AuditLog, Patient, TemplateVersion, TreatmentSession
 from reminders.settings import Settings
-from reminders.templates import (
+from reminders.templates.render import (
     TemplateError,
     db_templates,
     list_templates,

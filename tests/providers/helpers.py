@@ -14,10 +14,11 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.models import Message, Patient
+from reminders.db.models import Message, Patient
+from reminders.providers.sendgrid import webhooks as provider_webhooks
 from reminders.runtime import Runtime
 from reminders.settings import Settings
-from reminders.web import provider_webhooks, unsubscribe
+from reminders.web import unsubscribe
 
 PHONE = "+14105550101"
 EMAIL = "ana.diaz@example.com"

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar, Timezone
 
-from reminders.calendar import session_ics
+from reminders.dispatch.ics import session_ics
 
 NEW_YORK = ZoneInfo("America/New_York")
 

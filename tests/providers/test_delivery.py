@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reminders import delivery
-from reminders.models import Message
+from reminders.db.models import Message
+from reminders.outbox import delivery
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 

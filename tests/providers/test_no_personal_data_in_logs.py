@@ -14,11 +14,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.request_validator import RequestValidator
 
+from reminders.outbox.unsubscribe import make_token
 from reminders.providers.base import OutgoingMessage, ProviderError
-from reminders.providers.sendgrid import SendGridProvider
-from reminders.providers.smtp import SmtpProvider
-from reminders.providers.twilio import TwilioProvider
-from reminders.unsubscribe import make_token
+from reminders.providers.sendgrid.send import SendGridProvider
+from reminders.providers.smtp.send import SmtpProvider
+from reminders.providers.twilio.send import TwilioProvider
 from tests.conftest import make_test_settings
 from tests.providers.conftest import Reply, ScriptedServer, free_port
 from tests.providers.helpers import (

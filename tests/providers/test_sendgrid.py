@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reminders.calendar import session_ics
+from reminders.dispatch.ics import session_ics
 from reminders.providers.base import OutcomeUnknown, OutgoingMessage, PermanentError, TransientError
-from reminders.providers.sendgrid import SendGridProvider
+from reminders.providers.sendgrid.send import SendGridProvider
 from tests.providers.conftest import PrismServer, Reply, ScriptedServer, free_port
 
 ADDRESS = "ana.diaz@example.com"

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from reminders.calendar import session_ics
+from reminders.dispatch.ics import session_ics
 from reminders.providers.base import OutgoingMessage, PermanentError, TransientError
-from reminders.providers.smtp import Security, SmtpProvider
+from reminders.providers.smtp.send import Security, SmtpProvider
 from tests.providers.conftest import free_port
 
 ADDRESS = "ana.diaz@example.com"

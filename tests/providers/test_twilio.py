@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from reminders.providers.base import OutcomeUnknown, OutgoingMessage, PermanentError, TransientError
-from reminders.providers.twilio import TwilioProvider, validity_seconds
+from reminders.providers.twilio.send import TwilioProvider, validity_seconds
 from tests.providers.conftest import PrismServer, Reply, ScriptedServer
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.models import AuditLog, OptOut, Patient
+from reminders.db.models import AuditLog, OptOut, Patient
+from reminders.outbox.unsubscribe import make_token, read_token, revoke_token, unsubscribe_url
 from reminders.settings import Settings
-from reminders.unsubscribe import make_token, read_token, revoke_token, unsubscribe_url
 from tests.conftest import make_test_settings
 from tests.providers.helpers import EMAIL, add_patient, make_app
 

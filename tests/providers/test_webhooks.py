@@ -13,8 +13,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.request_validator import RequestValidator
 
+from reminders.db.models import Message, OptOut, Patient, ProviderEvent
 from reminders.metrics import WEBHOOKS
-from reminders.models import Message, OptOut, Patient, ProviderEvent
 from reminders.settings import Settings
 from tests.conftest import make_test_settings
 from tests.providers.helpers import (

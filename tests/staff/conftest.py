@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.models import StaffUser
+from reminders.db.models import StaffUser
 from reminders.runtime import Runtime
 from reminders.settings import Settings
 from reminders.web.app import create_app
-from reminders.web.auth import hash_password
+from reminders.web.staff.auth import hash_password
 from tests.conftest import ROOT, make_test_settings
 
 PASSWORD = "correct horse battery"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.cli import main
-from reminders.models import (
+from reminders.db.models import (
     AuditLog,
     CheckinScore,
     Message,
@@ -21,7 +21,7 @@ from reminders.models import (
     TreatmentSession,
 )
 from reminders.runtime import Runtime
-from reminders.web import auth
+from reminders.web.staff import auth
 from tests.staff.conftest import SignedIn, csrf_of, login
 from tests.staff.test_security import PAGES, VALID_SMS
 

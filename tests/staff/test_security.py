@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.models import (
+from reminders.db.models import (
     AuditLog,
     InboundMessage,
     Message,
@@ -20,7 +20,7 @@ from reminders.models import (
     StaffUser,
     TemplateVersion,
 )
-from reminders.web import auth
+from reminders.web.staff import auth
 from tests.staff.conftest import PASSWORD, SignedIn, csrf_of, login, sign_in
 
 PAGES = [

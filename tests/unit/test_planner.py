@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reminders.planner import (
+from reminders.planning.planner import (
     SessionFacts,
     derive_series,
     plan_nudges,
@@ -19,7 +19,7 @@ from reminders.planner import (
     plan_session,
     recipient_zone,
 )
-from reminders.policy import load_policy, quiet_period
+from reminders.planning.policy import load_policy, quiet_period
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = load_policy(ROOT / "config" / "policy.yaml")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reminders.policy import (
+from reminders.planning.policy import (
     FixedTime,
     Offset,
     PolicyError,

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reminders.sms import GSM_BASIC, GSM_EXTENDED, SmsInfo, is_gsm7, smart_encode, sms_info
+from reminders.templates.sms import (
+    GSM_BASIC,
+    GSM_EXTENDED,
+    SmsInfo,
+    is_gsm7,
+    smart_encode,
+    sms_info,
+)
 
 BASIC = sorted(GSM_BASIC)
 EXTENDED = sorted(GSM_EXTENDED)

@@ -11,10 +11,9 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from reminders.models import Location, Patient, TreatmentSession
+from reminders.db.models import Location, Patient, TreatmentSession
 from reminders.settings import Settings, load_settings
-from reminders.sms import sms_info
-from reminders.templates import (
+from reminders.templates.render import (
     VARIABLES,
     TemplateError,
     TemplateSource,
@@ -34,6 +33,7 @@ from reminders.templates import (
     sample_context,
     sensitive_hits,
 )
+from reminders.templates.sms import sms_info
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "config" / "templates"

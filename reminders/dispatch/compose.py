@@ -1,0 +1,65 @@
+"""Turn an outbox row into an :class:`OutgoingMessage`: template, context, attachments."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from reminders.db.models import Location, Message, Patient, TreatmentSession
+from reminders.dispatch.ics import session_ics
+from reminders.outbox.unsubscribe import unsubscribe_url
+from reminders.planning.planner import recipient_zone
+from reminders.providers.base import Attachment, OutgoingMessage
+from reminders.settings import Settings
+from reminders.templates.render import (
+    TemplateSource,
+    build_context,
+    context_language,
+    render_source,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _calendar(settings: Settings, session: TreatmentSession, location: Location | None,
+              patient: Patient) -> Attachment:
+    tz = recipient_zone(patient_tz=patient.timezone, location_tz=location.timezone if location else None,
+                        default=settings.zone)
+    return session_ics(
+        session_id=session.id, starts_at=session.starts_at, duration_minutes=session.duration_minutes,
+        summary=f"Appointment at {settings.clinic_name}", location_name=location.name if location else "",
+        location_address=location.address if location else "", tz=tz, clinic_name=settings.clinic_name,
+    )
+
+
+def render_outgoing(source_for: Callable[[str, str, str | None], TemplateSource], settings: Settings, *,
+                    msg: Message, patient: Patient | None, session: TreatmentSession | None,
+                    location: Location | None, to_address: str) -> tuple[OutgoingMessage, str]:
+    """The message ready for its provider, and the language of the template actually used.
+
+    ``source_for(name, channel, language)`` finds the live template (cached per pass)."""
+    data: dict[str, Any] = dict(msg.data or {})
+    wanted = (patient.language if patient else None) or msg.language or "en"
+    source = source_for(msg.template, msg.channel, wanted)
+    patient_email = msg.channel == "email" and patient is not None and msg.kind in ("reminder", "checkin", "nudge")
+    unsubscribe = (unsubscribe_url(settings, patient_id=patient.id, address=to_address)
+                   if patient_email and patient else None)
+    context = build_context(
+        settings, patient=patient, session=session, location=location,
+        series_number=data.get("series_number"), series_size=data.get("series_size"),
+        unsubscribe_url=unsubscribe, language=context_language(wanted, source.language),
+        alert=data if msg.kind == "alert" else None, reply_text=data.get("text", ""),
+    )
+    rendered = render_source(source, context)
+    attachments: tuple[Attachment, ...] = ()
+    headers: dict[str, str] = {}
+    if msg.channel == "email" and msg.kind == "reminder" and session is not None and patient is not None:
+        attachments = (_calendar(settings, session, location, patient),)
+    if unsubscribe:
+        headers = {"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    return OutgoingMessage(
+        message_id=msg.id, channel=msg.channel, to=to_address, body=rendered.text, subject=rendered.subject,
+        html=rendered.html, rule=msg.rule, kind=msg.kind, session_id=msg.session_id, patient_id=msg.patient_id,
+        not_after=msg.not_after, attachments=attachments, headers=headers, unsubscribe_url=unsubscribe,
+    ), source.language

@@ -1,0 +1,53 @@
+"""Opt-outs per channel and address: STOP/START, unsubscribe links, spam reports,
+provider refusals (Twilio 21610). One place that writes and reads them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from reminders.db.models import OptOut, utcnow
+
+
+def normalise_address(channel: str, address: str) -> str:
+    address = address.strip()
+    return address.lower() if channel == "email" else address
+
+
+def is_opted_out(db: Session, channel: str, address: str) -> bool:
+    return bool(db.scalar(select(exists().where(
+        OptOut.channel == channel, OptOut.address == normalise_address(channel, address), OptOut.active.is_(True)
+    ))))
+
+
+def set_opt_out(db: Session, *, channel: str, address: str, source: str, active: bool = True,
+                at: datetime | None = None) -> bool:
+    """Opt out (``active``) or back in; True when this changed anything.
+
+    An opt-in for an address that never opted out changes nothing. A concurrent insert of
+    the same opt-out loses gracefully (the unique key on channel and address decides).
+    """
+    address = normalise_address(channel, address)
+    if not address:
+        return False
+    at = at or utcnow()
+    row = db.scalar(select(OptOut).where(OptOut.channel == channel, OptOut.address == address))
+    if row is None:
+        if not active:
+            return False
+        try:
+            with db.begin_nested():
+                db.add(OptOut(channel=channel, address=address, active=True, source=source,
+                              created_at=at, updated_at=at))
+        except IntegrityError:
+            return False
+        return True
+    if row.active == active:
+        return False
+    row.active = active
+    row.source = source
+    row.updated_at = at
+    return True

@@ -1,0 +1,82 @@
+"""Applying provider delivery reports to the outbox and to recipients.
+
+Rules for a message's status (the dispatcher owns ``planned`` -> ``sending`` -> ``sent``):
+
+- Reports only act on messages handed to a provider (``sending``, ``sent``, ``delivered``,
+  ``failed``); ``planned``, ``cancelled`` and ``skipped`` rows are never touched.
+- Intermediate reports (queued, accepted, sending, sent, deferred...) never change the
+  status: the dispatcher records ``sent`` itself, and letting a webhook write it too would
+  race with the dispatcher's own update.
+- ``delivered`` is final. A ``failed`` report after it changes nothing (for email a late
+  bounce still marks the address unusable; that is a fact about the address, not the row).
+- ``failed`` may still become ``delivered``: a delivery report is proof, and providers can
+  report a temporary failure before a later success.
+
+The functions change ORM objects and add rows; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from reminders.db.models import Message, Patient
+from reminders.outbox.consent import normalise_address
+
+HANDED_OVER = frozenset({"sending", "sent", "delivered", "failed"})
+REASON_MAX = 200
+
+
+def apply_delivered(message: Message, *, at: datetime) -> bool:
+    """Move to ``delivered``; True if the row changed."""
+    if message.status not in HANDED_OVER or message.status == "delivered":
+        return False
+    message.status = "delivered"
+    message.delivered_at = at
+    message.reason = None
+    return True
+
+
+def apply_failed(message: Message, *, error_code: str | None, reason: str) -> bool:
+    """Move to ``failed`` with the provider's code; True if the row changed."""
+    if message.status not in ("sending", "sent"):
+        return False
+    message.status = "failed"
+    message.error_code = (error_code or None) and error_code[:64]
+    message.reason = reason[:REASON_MAX]
+    return True
+
+
+def note_deferred(message: Message, note: str) -> bool:
+    """A delay report: no status change; the note shows on a ``sent`` row until it resolves."""
+    if message.status != "sent":
+        return False
+    message.reason = note[:REASON_MAX]
+    return True
+
+
+def mark_address_unusable(db: Session, message: Message, *, channel: str, address: str | None, problem: str) -> bool:
+    """Record why the patient's phone or email cannot be used, if it is still the one reported.
+
+    ``address`` is what the provider says it sent to; when it is unknown the message's
+    patient's current address is taken as the one that failed.
+    """
+    if message.patient_id is None:
+        return False
+    patient = db.get(Patient, message.patient_id)
+    if patient is None:
+        return False
+    current = patient.phone if channel == "sms" else patient.email
+    if not current:
+        return False
+    if address is not None and normalise_address(channel, current) != normalise_address(channel, address):
+        return False
+    if channel == "sms":
+        patient.phone_problem = problem[:REASON_MAX]
+    else:
+        patient.email_problem = problem[:REASON_MAX]
+    # A patient change like any other: the planner looks again (e.g. for a fallback channel).
+    patient.needs_plan = True
+    patient.change_seq = (patient.change_seq or 0) + 1
+    return True

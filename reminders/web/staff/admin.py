@@ -1,0 +1,158 @@
+"""The policy (a readable table of rules for everyone; a validating YAML editor for admins)
+and the audit log (admins)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+from fastapi import APIRouter, Depends, Form, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from reminders.db.models import AuditLog
+from reminders.logs import event
+from reminders.planning.policy import (
+    FixedTime,
+    Offset,
+    Policy,
+    PolicyError,
+    Rule,
+    load_policy,
+    parse_policy,
+)
+from reminders.web.staff.common import (
+    Staff,
+    admin,
+    admin_posted,
+    get_db,
+    render,
+    runtime_of,
+    see_other,
+    settings_of,
+    signed_in,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+MAX_POLICY_BYTES = 256 * 1024
+
+
+def _amount(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+def describe_offset(offset: Offset) -> str:
+    parts = []
+    if offset.days:
+        parts.append(_amount(abs(offset.days), "day"))
+    hours, minutes = divmod(abs(offset.minutes), 60)
+    if hours:
+        parts.append(_amount(hours, "hour"))
+    if minutes:
+        parts.append(_amount(minutes, "minute"))
+    span = " ".join(parts) or "0 minutes"
+    return f"{span} before the session starts" if offset.before else f"{span} after the session ends"
+
+
+def describe_when(rule: Rule) -> str:
+    if rule.kind == "nudge":
+        return (f"{_amount(rule.lead, 'day')} before maintenance is due, at {rule.at:%H:%M}, "
+                f"then every {_amount(rule.every, 'day')}, at most {rule.max} times")
+    when = rule.when
+    if isinstance(when, FixedTime):
+        day = abs(when.day)
+        side = "before the session" if when.day < 0 else "after the session"
+        return f"{_amount(day, 'day')} {side}, at {when.at:%H:%M}"
+    if isinstance(when, Offset):
+        return describe_offset(when)
+    return ""
+
+
+def _policy_page(request: Request, staff: Staff, *, text: str | None = None, error: str | None = None,
+                 notice: str | None = None, status_code: int = 200) -> Response:
+    settings = settings_of(request)
+    path = Path(settings.policy_file)
+    try:
+        policy: Policy | None = load_policy(path)
+        load_error = None
+    except PolicyError as exc:
+        policy, load_error = None, str(exc)
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+    rows = [{"rule": r, "when": describe_when(r)} for r in policy.rules] if policy else []
+    running = runtime_of(request).policy.fingerprint()
+    return render(request, "policy.html", {
+        "policy": policy, "rows": rows, "text": text, "error": error or load_error, "notice": notice,
+        "policy_path": path, "stale": policy is not None and policy.fingerprint() != running,
+    }, staff=staff, status_code=status_code)
+
+
+@router.get("/policy")
+def policy_page(request: Request, done: str = "", staff: Staff = Depends(signed_in)) -> Response:
+    notice = "Saved and validated. Workers apply it at their next pass." if done == "saved" else None
+    return _policy_page(request, staff, notice=notice)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write beside the file, then rename: a reader never sees half a policy."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@router.post("/policy")
+def policy_save(
+    request: Request, text: str = Form(""),
+    staff: Staff = Depends(admin_posted), db: Session = Depends(get_db),
+) -> Response:
+    text = text.replace("\r\n", "\n")
+    if len(text.encode()) > MAX_POLICY_BYTES:
+        return _policy_page(request, staff, text=text, error="the policy is too large", status_code=422)
+    try:
+        raw = yaml.safe_load(text)
+        policy = parse_policy(raw, source="policy")
+    except yaml.YAMLError as exc:
+        return _policy_page(request, staff, text=text, error=f"not valid YAML: {exc}", status_code=422)
+    except PolicyError as exc:
+        return _policy_page(request, staff, text=text, error=str(exc), status_code=422)
+    runtime = runtime_of(request)
+    path = Path(settings_of(request).policy_file)
+    before = runtime.policy.fingerprint()
+    write_atomically(path, text if text.endswith("\n") else text + "\n")
+    # Every worker re-reads the file when it changes (Runtime.policy), this one at once.
+    runtime.policy  # noqa: B018
+    db.add(AuditLog(actor=staff.user.email, action="policy.save", entity="policy", entity_id=path.name,
+                    detail={"from": before, "to": policy.fingerprint(), "rules": len(policy.rules)}))
+    db.commit()
+    event(log, "policy saved", user=staff.user.id, fingerprint=policy.fingerprint())
+    return see_other("/staff/policy?done=saved")
+
+
+@router.get("/audit")
+def audit_log(
+    request: Request, entity: str = "", actor: str = "",
+    staff: Staff = Depends(admin), db: Session = Depends(get_db),
+) -> Response:
+    query = select(AuditLog).order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(300)
+    if entity:
+        query = query.where(AuditLog.entity == entity)
+    if actor:
+        query = query.where(AuditLog.actor == actor)
+    entities = sorted(set(db.scalars(select(AuditLog.entity).distinct())))
+    return render(request, "audit.html", {"rows": db.scalars(query).all(), "entity": entity, "actor": actor,
+                                          "entities": entities}, staff=staff)

@@ -1,0 +1,218 @@
+"""Staff accounts: argon2 passwords, signed session cookies, CSRF tokens, login throttling.
+
+Sessions are stateless signed cookies (itsdangerous, keyed by ``REMINDERS_SECRET_KEY``):
+``{"u": user id, "s": random session id, "p": fingerprint of the password hash}``. The
+fingerprint means a password change (or reset) ends every other session of that user;
+logout deletes the cookie, and a cookie is refused after ``SESSION_MAX_AGE`` anyway.
+
+CSRF: every POST form carries ``csrf_token``, an HMAC of the session id (or, on the login
+form, of a random seed kept in its own cookie). A POST without the right token gets 403.
+
+Login throttling: after ``FREE_ATTEMPTS`` wrong passwords in a row the account is locked
+for a time that doubles with each further failure (capped); a locked account refuses
+even the right password until the lock ends. Unknown emails cost the same hashing time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from fastapi import HTTPException, Request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from reminders.db.models import StaffUser, utcnow
+from reminders.settings import Settings
+
+SESSION_COOKIE = "reminders_staff"
+LOGIN_COOKIE = "reminders_login"
+SESSION_MAX_AGE = 12 * 3600
+FREE_ATTEMPTS = 5
+FIRST_LOCK = timedelta(seconds=30)
+MAX_LOCK = timedelta(minutes=15)
+# A password given by `reminders staff add` must be changed at the first login.
+ONE_TIME_PREFIX = "onetime:"
+MIN_PASSWORD_LENGTH = 10
+ROLES = ("admin", "staff")
+
+_hasher = PasswordHasher()
+# Verified against for unknown emails, so they take as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+# --- passwords -------------------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def new_one_time_password() -> tuple[str, str]:
+    """A random initial password and the value to store for it."""
+    password = secrets.token_urlsafe(12)
+    return password, ONE_TIME_PREFIX + hash_password(password)
+
+
+def must_change_password(user: StaffUser) -> bool:
+    return (user.password_hash or "").startswith(ONE_TIME_PREFIX)
+
+
+def verify_password(stored: str | None, password: str) -> bool:
+    if not stored:
+        _verify(_DUMMY_HASH, password)
+        return False
+    return _verify(stored.removeprefix(ONE_TIME_PREFIX), password)
+
+
+def _verify(hashed: str, password: str) -> bool:
+    try:
+        return _hasher.verify(hashed, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def password_problem(password: str, confirm: str) -> str | None:
+    if password != confirm:
+        return "The two passwords differ."
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    return None
+
+
+def find_user(db: Session, email: str) -> StaffUser | None:
+    return db.scalar(select(StaffUser).where(func.lower(StaffUser.email) == email.strip().lower()))
+
+
+# --- login and throttling ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: StaffUser | None
+    locked_until: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.user is not None
+
+
+def lock_length(failed: int) -> timedelta:
+    """No lock for the first ``FREE_ATTEMPTS`` failures, then 30 s doubling up to 15 min."""
+    if failed < FREE_ATTEMPTS:
+        return timedelta(0)
+    return min(FIRST_LOCK * 2 ** min(failed - FREE_ATTEMPTS, 16), MAX_LOCK)
+
+
+def attempt_login(db: Session, *, email: str, password: str, now: datetime | None = None) -> LoginResult:
+    """Check a password, counting failures; the caller commits."""
+    now = now or utcnow()
+    user = find_user(db, email)
+    if user is None or not user.active:
+        verify_password(None, password)
+        return LoginResult(None)
+    if user.locked_until is not None and user.locked_until > now:
+        return LoginResult(None, locked_until=user.locked_until)
+    if not verify_password(user.password_hash, password):
+        user.failed_logins = (user.failed_logins or 0) + 1
+        lock = lock_length(user.failed_logins)
+        user.locked_until = now + lock if lock else None
+        return LoginResult(None, locked_until=user.locked_until)
+    user.failed_logins = 0
+    user.locked_until = None
+    if user.password_hash and not must_change_password(user) and _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return LoginResult(user)
+
+
+# --- cookies -----------------------------------------------------------------------------------
+
+
+def _serializer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.secret_key_value(), salt=salt)
+
+
+def _fingerprint(password_hash: str | None) -> str:
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
+def secure_cookies(settings: Settings) -> bool:
+    return settings.public_url.lower().startswith("https://")
+
+
+def _set_cookie(response: Response, settings: Settings, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, path="/staff", httponly=True, samesite="lax",
+        secure=secure_cookies(settings),
+    )  # fmt: skip
+
+
+def start_session(response: Response, settings: Settings, user: StaffUser) -> None:
+    payload = {"u": user.id, "s": secrets.token_urlsafe(16), "p": _fingerprint(user.password_hash)}
+    token = _serializer(settings, "staff-session").dumps(payload)
+    _set_cookie(response, settings, SESSION_COOKIE, token, SESSION_MAX_AGE)
+    response.delete_cookie(LOGIN_COOKIE, path="/staff")
+
+
+def end_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/staff")
+
+
+def _session_payload(request: Request, settings: Settings) -> dict[str, Any] | None:
+    raw = request.cookies.get(SESSION_COOKIE)
+    if not raw:
+        return None
+    try:
+        payload = _serializer(settings, "staff-session").loads(raw, max_age=SESSION_MAX_AGE)
+    except BadSignature:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def session_user(request: Request, settings: Settings, db: Session) -> tuple[StaffUser, str] | None:
+    """The signed-in user and the session id, or None."""
+    payload = _session_payload(request, settings)
+    if payload is None:
+        return None
+    user = db.get(StaffUser, payload.get("u"))
+    if user is None or not user.active or payload.get("p") != _fingerprint(user.password_hash):
+        return None
+    return user, str(payload.get("s"))
+
+
+def login_seed(request: Request, settings: Settings) -> str | None:
+    raw = request.cookies.get(LOGIN_COOKIE)
+    if not raw:
+        return None
+    try:
+        value = _serializer(settings, "staff-login").loads(raw, max_age=3600)
+    except BadSignature:
+        return None
+    return str(value)
+
+
+def set_login_seed(response: Response, settings: Settings, seed: str) -> None:
+    """The login form's CSRF seed, in its own short-lived cookie (there is no session yet)."""
+    _set_cookie(response, settings, LOGIN_COOKIE, _serializer(settings, "staff-login").dumps(seed), 3600)
+
+
+# --- CSRF --------------------------------------------------------------------------------------
+
+
+def csrf_token(settings: Settings, seed: str) -> str:
+    key = settings.secret_key_value().encode()
+    return hmac.new(key, b"csrf:" + seed.encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(settings: Settings, seed: str | None, given: object) -> None:
+    """403 unless ``given`` is the token for ``seed``."""
+    if not seed or not isinstance(given, str) or not hmac.compare_digest(csrf_token(settings, seed), given):
+        raise HTTPException(status_code=403, detail="missing or wrong CSRF token: reload the page")

@@ -1,0 +1,397 @@
+"""Templates in the console: list, edit with live preview, save (admins), history, diff,
+revert and "send me a test". All template logic is :mod:`reminders.templates`'s; this
+module only shows it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from reminders.db.models import (
+    AuditLog,
+    Location,
+    Message,
+    Patient,
+    TemplateVersion,
+    TreatmentSession,
+    utcnow,
+)
+from reminders.logs import event
+from reminders.settings import Settings
+from reminders.templates.render import (
+    CHANNELS,
+    CheckResult,
+    Rendered,
+    TemplateError,
+    TemplateSource,
+    build_context,
+    check_source,
+    context_language,
+    list_templates,
+    normalise_language,
+    render_source,
+    resolve_template,
+    revert_to,
+    sample_context,
+    save_version,
+    template_history,
+)
+from reminders.templates.sms import SmsInfo, sms_info
+from reminders.web.staff.common import (
+    Staff,
+    admin_posted,
+    get_db,
+    posted,
+    render,
+    runtime_of,
+    see_other,
+    settings_of,
+    signed_in,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+FIELDS = ("subject", "body", "html")
+
+
+@dataclass
+class Draft:
+    name: str
+    channel: str
+    language: str
+    body: str
+    subject: str | None = None
+    html: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"/staff/templates/{self.name}/{self.channel}/{self.language}"
+
+
+@dataclass
+class Checks:
+    """The checker's findings grouped by the field they are about, and the preview."""
+
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+    rendered: Rendered | None = None
+    sms: SmsInfo | None = None
+    preview_for: str = "sample patient Alex"
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _field_of(message: str) -> str:
+    head = message.split(" ", 1)[0].rstrip(":")
+    return head if head in FIELDS else "general"
+
+
+def _group(messages: list[str]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for message in messages:
+        grouped.setdefault(_field_of(message), []).append(message)
+    return grouped
+
+
+def _key(name: str, channel: str, language: str) -> tuple[str, str, str]:
+    if channel not in CHANNELS:
+        raise HTTPException(status_code=404, detail="unknown channel")
+    return name, channel, normalise_language(language)
+
+
+def find_patient(db: Session, query: str) -> Patient | None:
+    query = query.strip()
+    if not query:
+        return None
+    found = db.get(Patient, query)
+    if found is not None:
+        return found
+    like = f"%{query}%"
+    return db.scalars(
+        select(Patient).where(or_(Patient.first_name.ilike(like), Patient.last_name.ilike(like)))
+        .order_by(Patient.id).limit(1)
+    ).first()
+
+
+def _patient_context(db: Session, settings: Settings, patient: Patient, language: str) -> dict[str, Any]:
+    """The context for a real patient: their next session, else their latest."""
+    now = utcnow()
+    sessions = db.scalars(
+        select(TreatmentSession).where(TreatmentSession.patient_id == patient.id)
+        .order_by(TreatmentSession.starts_at)
+    ).all()
+    upcoming = [s for s in sessions if s.starts_at >= now and s.status in ("scheduled", "confirmed")]
+    session = upcoming[0] if upcoming else (sessions[-1] if sessions else None)
+    location = db.get(Location, session.location_id) if session and session.location_id else None
+    return build_context(settings, patient=patient, session=session, location=location,
+                         language=context_language(patient.language, language))
+
+
+def check_draft(db: Session, settings: Settings, draft: Draft, patient_query: str = "") -> Checks:
+    result: CheckResult = check_source(channel=draft.channel, subject=draft.subject, body=draft.body,
+                                       html=draft.html, settings=settings, language=draft.language)
+    checks = Checks(errors=_group(result.errors), warnings=_group(result.warnings))
+    if not result.ok:
+        return checks
+    patient = find_patient(db, patient_query) if patient_query else None
+    if patient is not None:
+        context = _patient_context(db, settings, patient, draft.language)
+        checks.preview_for = f"patient {patient.first_name} {patient.last_name}".strip()
+    else:
+        context = sample_context(settings, draft.language)
+        if patient_query:
+            checks.warnings.setdefault("general", []).append("no patient matches that search: showing sample data")
+    source = TemplateSource(name=draft.name, channel=draft.channel,  # type: ignore[arg-type]
+                            language=draft.language, body=draft.body, subject=draft.subject, html=draft.html)
+    try:
+        checks.rendered = render_source(source, context)
+    except TemplateError as exc:
+        checks.errors.setdefault("general", []).append(str(exc))
+        return checks
+    if draft.channel == "sms":
+        checks.sms = sms_info(checks.rendered.text)
+    return checks
+
+
+def _draft_from_form(name: str, channel: str, language: str, subject: str, body: str, html: str) -> Draft:
+    email = channel == "email"
+    return Draft(name=name, channel=channel, language=language, body=body.replace("\r\n", "\n"),
+                 subject=subject.replace("\r\n", "\n") if email else None,
+                 html=(html.replace("\r\n", "\n") or None) if email else None)
+
+
+def _rules_using(request: Request) -> dict[str, list[str]]:
+    using: dict[str, list[str]] = {}
+    for rule in runtime_of(request).policy.rules:
+        using.setdefault(rule.template, []).append(rule.name)
+    return using
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+@router.get("/templates")
+def template_list(
+    request: Request,
+    q: str = "",
+    channel: str = "",
+    language: str = "",
+    rule: str = "",
+    staff: Staff = Depends(signed_in),
+    db: Session = Depends(get_db),
+) -> Response:
+    rules = _rules_using(request)
+    infos = list_templates(db, settings_of(request))
+    rows = [
+        {"info": info, "rules": rules.get(info.name, [])}
+        for info in infos
+        if (not q or q.lower() in info.name)
+        and (not channel or info.channel == channel)
+        and (not language or info.language == language)
+        and (not rule or rule in rules.get(info.name, []))
+    ]
+    languages = sorted({info.language for info in infos})
+    return render(request, "templates_list.html", {
+        "rows": rows, "q": q, "channel": channel, "language": language, "rule": rule,
+        "channels": CHANNELS, "languages": languages,
+        "rule_names": [r.name for r in runtime_of(request).policy.rules],
+    }, staff=staff)
+
+
+def _editor(request: Request, db: Session, staff: Staff, draft: Draft, *, checks: Checks,
+            origin: str, status_code: int = 200, note: str = "", patient: str = "",
+            notice: str | None = None) -> Response:
+    return render(request, "template_edit.html", {
+        "draft": draft, "checks": checks, "origin": origin, "note": note, "patient": patient,
+        "notice": notice,
+        "has_phone": bool(staff.user.phone),
+    }, staff=staff, status_code=status_code)
+
+
+NOTICES = {
+    "saved": "Saved: the new version is live for the next messages.",
+    "reverted": "Reverted: the old text is live again as a new version.",
+    "queued": "Test queued: the worker sends it to you within a minute.",
+}
+
+
+@router.get("/templates/{name}/{channel}/{language}")
+def template_edit(
+    request: Request, name: str, channel: str, language: str, done: str = "",
+    staff: Staff = Depends(signed_in), db: Session = Depends(get_db),
+) -> Response:
+    name, channel, language = _key(name, channel, language)
+    settings = settings_of(request)
+    try:
+        source = resolve_template(db, settings, name=name, channel=channel, language=language)
+    except TemplateError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    draft = Draft(name=name, channel=channel, language=language, body=source.body,
+                  subject=source.subject, html=source.html)
+    origin = source.label if source.language == language else f"no {language} version yet: showing {source.language} ({source.label})"
+    return _editor(request, db, staff, draft, checks=check_draft(db, settings, draft), origin=origin,
+                   notice=NOTICES.get(done))
+
+
+@router.post("/templates/{name}/{channel}/{language}/preview")
+def template_preview(
+    request: Request, name: str, channel: str, language: str,
+    subject: str = Form(""), body: str = Form(""), html: str = Form(""), patient: str = Form(""),
+    staff: Staff = Depends(posted), db: Session = Depends(get_db),
+) -> Response:
+    """The preview and checks as HTML fragments the page swaps in (by element id)."""
+    name, channel, language = _key(name, channel, language)
+    draft = _draft_from_form(name, channel, language, subject, body, html)
+    checks = check_draft(db, settings_of(request), draft, patient)
+    return render(request, "template_preview.html", {"draft": draft, "checks": checks}, staff=staff)
+
+
+@router.post("/templates/{name}/{channel}/{language}")
+def template_save(
+    request: Request, name: str, channel: str, language: str,
+    subject: str = Form(""), body: str = Form(""), html: str = Form(""), note: str = Form(""),
+    patient: str = Form(""),
+    staff: Staff = Depends(admin_posted), db: Session = Depends(get_db),
+) -> Response:
+    name, channel, language = _key(name, channel, language)
+    settings = settings_of(request)
+    draft = _draft_from_form(name, channel, language, subject, body, html)
+    checks = check_draft(db, settings, draft, patient)
+    if checks.ok:
+        try:
+            row = save_version(db, settings, name=name, channel=channel, language=language,
+                               subject=draft.subject, body=draft.body, html=draft.html,
+                               actor=staff.user.email, note=note.strip()[:500] or None)
+            db.commit()
+        except TemplateError as exc:
+            db.rollback()
+            checks.errors.setdefault("general", []).append(str(exc))
+        except IntegrityError:
+            db.rollback()
+            checks.errors.setdefault("general", []).append(
+                "someone else saved this template at the same moment: reload and try again")
+        else:
+            event(log, "template saved", template=f"{name}/{channel}/{language}", version=row.version,
+                  user=staff.user.id)
+            return see_other(f"{draft.base_url}?done=saved")
+    return _editor(request, db, staff, draft, checks=checks, origin="unchanged (this draft was not saved)", status_code=422,
+                   note=note, patient=patient)
+
+
+@router.get("/templates/{name}/{channel}/{language}/history")
+def template_history_page(
+    request: Request, name: str, channel: str, language: str,
+    staff: Staff = Depends(signed_in), db: Session = Depends(get_db),
+) -> Response:
+    name, channel, language = _key(name, channel, language)
+    versions = template_history(db, name=name, channel=channel, language=language)
+    draft = Draft(name=name, channel=channel, language=language, body="")
+    return render(request, "template_history.html", {"draft": draft, "versions": versions}, staff=staff)
+
+
+def _version_text(db: Session, settings: Settings, key: tuple[str, str, str], version: int) -> str:
+    name, channel, language = key
+    if version == 0:  # the shipped file
+        try:
+            source = resolve_template(None, settings, name=name, channel=channel, language=language)
+        except TemplateError:
+            return ""
+        subject, body, html = source.subject, source.body, source.html
+    else:
+        row = db.scalar(select(TemplateVersion).where(
+            TemplateVersion.name == name, TemplateVersion.channel == channel,
+            TemplateVersion.language == language, TemplateVersion.version == version))
+        if row is None:
+            raise HTTPException(status_code=404, detail=f"no version {version}")
+        subject, body, html = row.subject, row.body, row.html
+    parts = []
+    if subject is not None:
+        parts.append(f"Subject: {subject}\n")
+    parts.append(body.rstrip("\n") + "\n")
+    if html:
+        parts.append("--- HTML ---\n" + html.rstrip("\n") + "\n")
+    return "".join(parts)
+
+
+def diff_lines(old: str, new: str, old_label: str, new_label: str) -> list[tuple[str, str]]:
+    """A unified diff as (css class, line) pairs."""
+    out = []
+    for line in difflib.unified_diff(old.splitlines(), new.splitlines(), old_label, new_label, lineterm=""):
+        if line.startswith(("+++", "---")):
+            kind = "head"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "same"
+        out.append((kind, line))
+    return out
+
+
+@router.get("/templates/{name}/{channel}/{language}/diff")
+def template_diff(
+    request: Request, name: str, channel: str, language: str, a: int, b: int,
+    staff: Staff = Depends(signed_in), db: Session = Depends(get_db),
+) -> Response:
+    key = _key(name, channel, language)
+    settings = settings_of(request)
+    label = {0: "shipped file"}
+    lines = diff_lines(_version_text(db, settings, key, a), _version_text(db, settings, key, b),
+                       label.get(a, f"version {a}"), label.get(b, f"version {b}"))
+    draft = Draft(name=key[0], channel=key[1], language=key[2], body="")
+    return render(request, "template_diff.html", {"draft": draft, "lines": lines, "a": a, "b": b}, staff=staff)
+
+
+@router.post("/templates/{name}/{channel}/{language}/revert")
+def template_revert(
+    request: Request, name: str, channel: str, language: str, version: int = Form(...),
+    staff: Staff = Depends(admin_posted), db: Session = Depends(get_db),
+) -> Response:
+    name, channel, language = _key(name, channel, language)
+    try:
+        revert_to(db, settings_of(request), name=name, channel=channel, language=language,
+                  version=version, actor=staff.user.email)
+        db.commit()
+    except TemplateError as exc:
+        db.rollback()
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    return see_other(f"/staff/templates/{name}/{channel}/{language}?done=reverted")
+
+
+@router.post("/templates/{name}/{channel}/{language}/test")
+def template_test(
+    request: Request, name: str, channel: str, language: str,
+    staff: Staff = Depends(posted), db: Session = Depends(get_db),
+) -> Response:
+    """Queue the live version to the staff member's own phone or email (kind "reply":
+    explicit recipient, no consent or quiet-hours gate); the worker's next pass sends it."""
+    name, channel, language = _key(name, channel, language)
+    address = staff.user.phone if channel == "sms" else staff.user.email
+    if not address:
+        raise HTTPException(status_code=400, detail="your account has no phone number: ask an admin "
+                            "to run `reminders staff add EMAIL --phone ...` again")
+    now = utcnow()
+    db.add(Message(
+        dedupe_key=f"test:{name}:{channel}:{language}:{uuid.uuid4().hex}", patient_id=None, rule=f"test:{name}",
+        kind="reply", channel=channel, template=name, due_at=now, status="planned", to_address=address,
+        language=language, data={"test_by": staff.user.id}, created_at=now, updated_at=now,
+    ))  # fmt: skip
+    db.add(AuditLog(actor=staff.user.email, action="template.test", entity="template",
+                    entity_id=f"{name}/{channel}/{language}"))
+    db.commit()
+    return see_other(f"/staff/templates/{name}/{channel}/{language}?done=queued")
