@@ -10,14 +10,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.db.engine import make_engine, make_read_session_factory, make_session_factory
-from reminders.planning.policy import Policy, PolicyError, load_policy
+from reminders.errors import PolicyError
+from reminders.planning.policy import Policy, load_policy
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class UsageError(Exception):
-    """An expected failure a command reports as one line (bad input, unknown id...)."""
 
 
 @dataclass

@@ -16,14 +16,12 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from reminders.errors import ConfigError
+
 PREFIX = "REMINDERS_"
 
 # Values shipped in examples and docs; refused as a real secret outside dry-run.
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-key", "placeholder"})
-
-
-class ConfigError(Exception):
-    """Bad configuration: the message names the variable or file at fault."""
 
 
 class _SecretFileSource(PydanticBaseSettingsSource):

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from reminders.planning.policy import PolicyError
-from reminders.runtime import Runtime, UsageError
-from reminders.settings import ConfigError, load_settings
+from reminders.errors import ConfigError, PolicyError, UsageError
+from reminders.runtime import Runtime
+from reminders.settings import load_settings
 
 Command = Callable[[argparse.Namespace, Runtime], int]
 

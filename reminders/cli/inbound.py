@@ -6,7 +6,8 @@ import argparse
 import uuid
 from typing import Any
 
-from reminders.runtime import Runtime, UsageError
+from reminders.errors import UsageError
+from reminders.runtime import Runtime
 
 
 def _cmd_inbound(args: argparse.Namespace, rt: Runtime) -> int:

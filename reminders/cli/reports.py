@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy import select
 
 from reminders.db.models import Location, Message, Patient, TreatmentSession
-from reminders.planning.planner import SessionFacts, derive_series, plan_session, recipient_zone
-from reminders.runtime import Runtime, UsageError
+from reminders.errors import UsageError
+from reminders.planning.planner import SessionFacts, derive_series, plan_session
+from reminders.planning.timecalc import recipient_zone
+from reminders.runtime import Runtime
 
 
 def message_json(msg: Message) -> dict[str, Any]:

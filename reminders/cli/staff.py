@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from reminders.db.engine import session_scope
 from reminders.db.models import AuditLog, StaffUser
-from reminders.runtime import Runtime, UsageError
+from reminders.errors import UsageError
+from reminders.runtime import Runtime
 from reminders.web.staff.auth import ROLES, find_user, new_one_time_password
 
 

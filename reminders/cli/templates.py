@@ -7,10 +7,10 @@ from typing import Any
 
 from reminders.db.engine import session_scope
 from reminders.db.models import Location, Patient, TreatmentSession
-from reminders.planning.policy import PolicyError
-from reminders.runtime import Runtime, UsageError
+from reminders.errors import PolicyError, UsageError
+from reminders.outbox.status import CHANNELS
+from reminders.runtime import Runtime
 from reminders.templates.render import (
-    CHANNELS,
     DEFAULT_LANGUAGE,
     TemplateError,
     TemplateSource,

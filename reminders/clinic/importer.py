@@ -33,9 +33,10 @@ from reminders.clinic.records import (
     validate_session,
 )
 from reminders.db.engine import among
-from reminders.db.models import AuditLog, Location, Patient, TreatmentSession, utcnow
+from reminders.db.models import AuditLog, Location, Patient, TreatmentSession
+from reminders.db.types import utcnow
+from reminders.errors import UsageError
 from reminders.logs import event
-from reminders.runtime import UsageError
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)

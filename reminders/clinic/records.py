@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 SESSION_STATUSES = ("scheduled", "confirmed", "cancelled", "completed", "no_show")
+# Still to happen: these sessions get reminders, and they count as "booked".
+ACTIVE_SESSION_STATUSES = ("scheduled", "confirmed")
 PHASES = ("initial", "maintenance")
 UNPARSEABLE_PHONE = "unparseable phone number"
 INVALID_EMAIL = "invalid email address"

@@ -28,8 +28,9 @@ from sqlalchemy.orm import Session
 from reminders.clinic.importer import ClinicWriteReport, apply_rows
 from reminders.db.engine import normalise_url
 from reminders.db.models import AuditLog
+from reminders.errors import ConfigError
 from reminders.logs import event
-from reminders.settings import PREFIX, ConfigError, Settings
+from reminders.settings import PREFIX, Settings
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import yaml
 
-from reminders.settings import ConfigError, Settings
+from reminders.errors import ConfigError
+from reminders.settings import Settings
 
 DEFAULT_PHRASES_FILE = Path(__file__).resolve().parents[2] / "config" / "crisis_phrases.yaml"
 

@@ -27,6 +27,7 @@ from sqlalchemy import CursorResult, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from reminders.clinic.records import ACTIVE_SESSION_STATUSES
 from reminders.conversations.classify import Classification, classify
 from reminders.conversations.crisis import CrisisScreen, screen_for
 from reminders.conversations.replies import format_when, language_of, reply_text
@@ -41,13 +42,12 @@ from reminders.db.models import (
 )
 from reminders.logs import event
 from reminders.outbox.consent import set_opt_out
+from reminders.outbox.status import SENT_STATUSES
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CHECKIN_WINDOW = timedelta(hours=48)  # a check-in waits this long for its answer
-OPEN_SESSION_STATUSES = ("scheduled", "confirmed")
-SENT_STATUSES = ("sending", "sent", "delivered")
 EXCERPT = 200
 
 
@@ -148,7 +148,7 @@ def next_session(db: Session, patient_id: str, now: datetime) -> TreatmentSessio
         .where(
             TreatmentSession.patient_id == patient_id,
             TreatmentSession.starts_at > now,
-            TreatmentSession.status.in_(OPEN_SESSION_STATUSES),
+            TreatmentSession.status.in_(ACTIVE_SESSION_STATUSES),
         )
         .order_by(TreatmentSession.starts_at, TreatmentSession.id)
         .limit(1)

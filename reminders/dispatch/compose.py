@@ -9,7 +9,7 @@ from typing import Any
 from reminders.db.models import Location, Message, Patient, TreatmentSession
 from reminders.dispatch.ics import session_ics
 from reminders.outbox.unsubscribe import unsubscribe_url
-from reminders.planning.planner import recipient_zone
+from reminders.planning.timecalc import recipient_zone
 from reminders.providers.base import Attachment, OutgoingMessage
 from reminders.settings import Settings
 from reminders.templates.render import (

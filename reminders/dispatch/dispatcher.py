@@ -23,29 +23,23 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, case, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from reminders.clinic.records import ACTIVE_SESSION_STATUSES
 from reminders.db.engine import make_read_session_factory
-from reminders.db.models import (
-    Location,
-    Message,
-    OptOut,
-    Patient,
-    TreatmentSession,
-    UtcDateTime,
-    utcnow,
-)
+from reminders.db.models import Location, Message, OptOut, Patient, TreatmentSession
+from reminders.db.types import UtcDateTime, utcnow
 from reminders.dispatch.compose import render_outgoing
 from reminders.logs import event
 from reminders.metrics import MESSAGES_SENT, PROVIDER_ERRORS
 from reminders.outbox.consent import normalise_address, set_opt_out
-from reminders.planning.planner import ACTIVE_STATUSES, recipient_zone
-from reminders.planning.policy import Policy, place_outside_quiet, quiet_period
+from reminders.outbox.status import PATIENT_KINDS
+from reminders.planning.policy import Policy
+from reminders.planning.timecalc import place_outside_quiet, quiet_period, recipient_zone
 from reminders.providers.base import OutcomeUnknown, OutgoingMessage, Provider, ProviderError
 from reminders.settings import Settings
 from reminders.templates.render import resolve_template
 
 log = logging.getLogger(__name__)
 
-PATIENT_KINDS = ("reminder", "checkin", "nudge")
 
 
 @dataclass(frozen=True)
@@ -173,7 +167,7 @@ def session_verdict(msg: Message, session: TreatmentSession | None, now: datetim
     if msg.kind == "reminder":
         if msg.session_starts_at is not None and session.starts_at != msg.session_starts_at:
             return Verdict("cancel", "rescheduled")
-        if session.status not in ACTIVE_STATUSES:
+        if session.status not in ACTIVE_SESSION_STATUSES:
             return Verdict("cancel", f"session_{session.status}")
         if now >= session.starts_at:
             return Verdict("skip", "session_started")
@@ -362,7 +356,7 @@ class Dispatcher:
         if nudged:
             facts.booked_patients = set(db.scalars(
                 select(TreatmentSession.patient_id).where(
-                    TreatmentSession.patient_id.in_(nudged), TreatmentSession.status.in_(ACTIVE_STATUSES),
+                    TreatmentSession.patient_id.in_(nudged), TreatmentSession.status.in_(ACTIVE_SESSION_STATUSES),
                     TreatmentSession.starts_at > now)
             ))
         return facts

@@ -9,7 +9,8 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from reminders.db.models import OptOut, utcnow
+from reminders.db.models import OptOut
+from reminders.db.types import utcnow
 
 
 def normalise_address(channel: str, address: str) -> str:

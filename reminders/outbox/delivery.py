@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from reminders.db.models import Message, Patient
 from reminders.outbox.consent import normalise_address
+from reminders.outbox.status import HANDED_OVER
 
-HANDED_OVER = frozenset({"sending", "sent", "delivered", "failed"})
 REASON_MAX = 200
 
 

@@ -24,31 +24,23 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from reminders.clinic.records import ACTIVE_SESSION_STATUSES
 from reminders.db.engine import among
-from reminders.db.models import (
-    Location,
-    Message,
-    Patient,
-    TreatmentSession,
-    WorkerState,
-    utcnow,
-)
+from reminders.db.models import Location, Message, Patient, TreatmentSession, WorkerState
+from reminders.db.types import sqlite_time, utcnow
 from reminders.logs import event
-from reminders.planning.policy import (
-    FixedTime,
-    Offset,
-    Policy,
-    Rule,
+from reminders.outbox.status import PATIENT_KINDS
+from reminders.planning.policy import FixedTime, Offset, Policy, Rule
+from reminders.planning.timecalc import (
     fixed_local,
     place_outside_quiet,
+    recipient_zone,
     shift,
     to_local_instant,
 )
 
 log = logging.getLogger(__name__)
 
-PLANNER_KINDS = ("reminder", "checkin", "nudge")
-ACTIVE_STATUSES = ("scheduled", "confirmed")
 # Cancellations the planner itself made; if the plan wants the message again, it comes back.
 REVIVABLE_REASONS = (
     "rescheduled",
@@ -159,7 +151,7 @@ def plan_session(
         if not rule.applies_to(kind=session.kind, phase=position.phase):
             continue
         pre_session = rule.kind == "reminder"
-        if pre_session and session.status not in ACTIVE_STATUSES:
+        if pre_session and session.status not in ACTIVE_SESSION_STATUSES:
             continue
         if rule.kind == "checkin" and session.status == "no_show":
             continue
@@ -206,7 +198,7 @@ def series_complete(sessions: Sequence[SessionFacts], initial_series_size: int) 
 
 
 def has_future_session(sessions: Iterable[SessionFacts], now: datetime) -> bool:
-    return any(s.status in ACTIVE_STATUSES and s.starts_at > now for s in sessions)
+    return any(s.status in ACTIVE_SESSION_STATUSES and s.starts_at > now for s in sessions)
 
 
 def plan_nudges(
@@ -267,29 +259,6 @@ def plan_nudges(
                     )
                 )
     return planned
-
-
-def recipient_zone(
-    *, patient_tz: str | None, location_tz: str | None, default: ZoneInfo
-) -> ZoneInfo:
-    """Patient's zone, else the session location's, else the clinic's (DESIGN section 5)."""
-    for name in (patient_tz, location_tz):
-        if name:
-            try:
-                return _zone(name)
-            except (KeyError, ValueError):
-                continue
-    return default
-
-
-_ZONES: dict[str, ZoneInfo] = {}
-
-
-def _zone(name: str) -> ZoneInfo:
-    zone = _ZONES.get(name)
-    if zone is None:
-        zone = _ZONES[name] = ZoneInfo(name)
-    return zone
 
 
 def plan_patient(
@@ -392,12 +361,12 @@ def _insert_planned(db: Session, planned: Sequence[PlannedMessage], timestamp: d
         } for pm in planned])
     # SQLite: a DB-API executemany with values already in their stored form (SQLAlchemy's
     # per-value processing costs more than SQLite's insert); rowcount = rows inserted.
-    stamp = _sqlite_time(timestamp)
+    stamp = sqlite_time(timestamp)
     values = [
         (pm.dedupe_key, pm.patient_id, pm.session_id,
-         None if pm.session_starts_at is None else _sqlite_time(pm.session_starts_at), pm.rule, pm.kind,
-         pm.channel, pm.template, _sqlite_time(pm.due_at),
-         None if pm.not_after is None else _sqlite_time(pm.not_after), "planned", 0, json.dumps(pm.data),
+         None if pm.session_starts_at is None else sqlite_time(pm.session_starts_at), pm.rule, pm.kind,
+         pm.channel, pm.template, sqlite_time(pm.due_at),
+         None if pm.not_after is None else sqlite_time(pm.not_after), "planned", 0, json.dumps(pm.data),
          stamp, stamp)
         for pm in planned
     ]
@@ -422,12 +391,6 @@ def _insert_ignore(db: Session, rows: list[dict[str, Any]]) -> int:
         return len(conn.execute(pg.returning(table.c.id), rows).all())
     lite = sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
     return max(int(conn.execute(lite, rows).rowcount), 0)
-
-
-@lru_cache(maxsize=8192)
-def _sqlite_time(value: datetime) -> str:
-    """As UtcDateTime stores it on SQLite: naive UTC, microseconds (text compares in order)."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def _cancel_reason(msg: Any, sessions_by_id: dict[str, SessionFacts], future: bool) -> str:
@@ -510,7 +473,7 @@ def _plan_batch(
         # index and scan every planned message for each batch.
         .where(among(db, Message.patient_id, ids))
     ):
-        if existing.kind in PLANNER_KINDS and (
+        if existing.kind in PATIENT_KINDS and (
             existing.status == "planned" or (existing.status == "cancelled" and existing.reason in REVIVABLE_REASONS)
         ):
             existing_by_key[existing.dedupe_key] = existing

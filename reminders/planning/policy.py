@@ -1,7 +1,6 @@
-"""The policy file (pydantic) and the time arithmetic it needs.
-
-Everything here is pure: no database, no clock. Times go in and out as aware datetimes;
-local wall-clock reasoning happens in the recipient's ``ZoneInfo``.
+"""The policy file: rules, quiet hours and limits (pydantic), validated with errors that
+name the rule and field. Pure: the arithmetic on these values is in
+:mod:`reminders.planning.timecalc`.
 
 Offsets: ``d`` is calendar days at the same local wall-clock time (so ``-1d`` before a
 09:00 session is 09:00 the day before, across daylight-saving changes); ``h`` and ``m``
@@ -14,10 +13,9 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
@@ -30,15 +28,13 @@ from pydantic import (
     model_validator,
 )
 
-Channel = Literal["sms", "email"]
+from reminders.errors import PolicyError
+from reminders.outbox.status import Channel
+
 RuleKind = Literal["reminder", "checkin", "nudge"]
 PRE_SESSION_KINDS = frozenset({"reminder"})
 
 _OFFSET_RE = re.compile(r"^\s*(?P<sign>[+-])?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m)?\s*$")
-
-
-class PolicyError(Exception):
-    """The policy file is unreadable or invalid; the message names the rule and field."""
 
 
 @dataclass(frozen=True)
@@ -267,79 +263,3 @@ def _clean(msg: str) -> str:
     return msg.removeprefix("Value error, ")
 
 
-# --- time arithmetic -------------------------------------------------------------------------
-
-
-def to_local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
-    """A local wall-clock time as an aware UTC instant.
-
-    A time that does not exist (spring-forward gap) is read with the offset from before
-    the gap, so it lands the gap's length later (02:30 -> 03:30); an ambiguous one
-    (fall-back) takes its first occurrence (PEP 495, fold=0).
-    """
-    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
-
-
-def shift(anchor: datetime, offset: Offset, tz: ZoneInfo) -> datetime:
-    """Apply calendar days in local wall-clock time, then elapsed minutes."""
-    result = anchor.astimezone(UTC)
-    if offset.days:
-        local = anchor.astimezone(tz)
-        result = to_local_instant(local.date() + timedelta(days=offset.days), local.time().replace(tzinfo=None), tz)
-    return result + timedelta(minutes=offset.minutes)
-
-
-def fixed_local(anchor: datetime, fixed: FixedTime, tz: ZoneInfo) -> datetime:
-    local_day = anchor.astimezone(tz).date() + timedelta(days=fixed.day)
-    return to_local_instant(local_day, fixed.at, tz)
-
-
-def quiet_period(instant: datetime, quiet: QuietHours, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
-    """The (start, end) of the quiet period containing ``instant``, or None when outside."""
-    local = instant.astimezone(tz)
-    if not quiet.contains(local.time().replace(tzinfo=None)):
-        return None
-    today = local.date()
-    if quiet.start < quiet.end:
-        start_day, end_day = today, today
-    elif local.time().replace(tzinfo=None) >= quiet.start:
-        start_day, end_day = today, today + timedelta(days=1)
-    else:
-        start_day, end_day = today - timedelta(days=1), today
-    return to_local_instant(start_day, quiet.start, tz), to_local_instant(end_day, quiet.end, tz)
-
-
-@dataclass(frozen=True)
-class Placement:
-    due_at: datetime
-    note: str | None = None
-
-
-def place_outside_quiet(
-    due: datetime,
-    *,
-    pre_session: bool,
-    session_start: datetime | None,
-    quiet: QuietHours | None,
-    tz: ZoneInfo,
-    min_lead: timedelta,
-    margin: timedelta,
-) -> Placement:
-    """Move a due time out of quiet hours (DESIGN section 6).
-
-    Pre-session messages go to the end of the quiet period when that is still ``min_lead``
-    before the session, else to just before the period began (the evening before).
-    Everything else goes to the end.
-    """
-    if quiet is None:
-        return Placement(due)
-    period = quiet_period(due, quiet, tz)
-    if period is None:
-        return Placement(due)
-    start, end = period
-    if not pre_session or session_start is None:
-        return Placement(end, f"quiet hours: moved to {end.astimezone(tz):%H:%M} local")
-    if end <= session_start - min_lead:
-        return Placement(end, f"quiet hours: moved to their end, {end.astimezone(tz):%H:%M} local")
-    earlier = start - margin
-    return Placement(earlier, f"quiet hours: end is too close to the session; moved to {earlier.astimezone(tz):%H:%M} local the evening before")

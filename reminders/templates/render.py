@@ -27,7 +27,6 @@ from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from babel import Locale, UnknownLocaleError
@@ -39,19 +38,13 @@ from markupsafe import escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from reminders.db.models import (
-    AuditLog,
-    Location,
-    Patient,
-    TemplateVersion,
-    TreatmentSession,
-    utcnow,
-)
+from reminders.db.models import AuditLog, Location, Patient, TemplateVersion, TreatmentSession
+from reminders.db.types import utcnow
+from reminders.outbox.status import CHANNELS, Channel
+from reminders.planning.timecalc import recipient_zone
 from reminders.settings import Settings
 from reminders.templates.sms import SmsInfo, smart_encode, sms_info
 
-Channel = Literal["sms", "email"]
-CHANNELS: tuple[Channel, ...] = ("sms", "email")
 DEFAULT_LANGUAGE = "en"
 MAX_SMS_SEGMENTS = 2
 
@@ -235,23 +228,6 @@ def format_clock(moment: datetime, language: str | None) -> str:
     return format_time(wall, "short", locale=locale).translate(_ODD_SPACES)
 
 
-@lru_cache(maxsize=256)
-def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def local_zone(settings: Settings, patient: Patient | None, location: Location | None) -> ZoneInfo:
-    """The patient's zone, else the location's, else the clinic's (DESIGN 5)."""
-    for name in (patient.timezone if patient else None, location.timezone if location else None):
-        zone = _zone(name) if name else None
-        if zone is not None:
-            return zone
-    return settings.zone
-
-
 @lru_cache(maxsize=1024)
 def display_phone(number: str | None, region: str) -> str:
     """``+14105550100`` -> ``(410) 555-0100`` for local numbers, international otherwise."""
@@ -303,7 +279,9 @@ def build_context(
         "confirmed": False,
     }
     if session is not None:
-        local = session.starts_at.astimezone(local_zone(settings, patient, location))
+        zone = recipient_zone(patient_tz=patient.timezone if patient else None,
+                              location_tz=location.timezone if location else None, default=settings.zone)
+        local = session.starts_at.astimezone(zone)
         session_vars.update(
             date=format_day(local, lang),
             time=format_clock(local, lang),

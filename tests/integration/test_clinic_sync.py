@@ -25,7 +25,8 @@ from reminders.clinic.sync import (
 )
 from reminders.db.engine import session_scope
 from reminders.db.models import Patient, TreatmentSession
-from reminders.settings import ConfigError, Settings
+from reminders.errors import ConfigError
+from reminders.settings import Settings
 from tests.conftest import make_test_settings
 from tests.pgcluster import PgCluster
 

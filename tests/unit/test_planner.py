@@ -17,9 +17,9 @@ from reminders.planning.planner import (
     plan_nudges,
     plan_patient,
     plan_session,
-    recipient_zone,
 )
-from reminders.planning.policy import load_policy, quiet_period
+from reminders.planning.policy import load_policy
+from reminders.planning.timecalc import quiet_period, recipient_zone
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = load_policy(ROOT / "config" / "policy.yaml")

@@ -10,14 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reminders.planning.policy import (
-    FixedTime,
-    Offset,
-    PolicyError,
-    QuietHours,
+from reminders.errors import PolicyError
+from reminders.planning.policy import FixedTime, Offset, QuietHours, load_policy, parse_policy
+from reminders.planning.timecalc import (
     fixed_local,
-    load_policy,
-    parse_policy,
     place_outside_quiet,
     quiet_period,
     shift,

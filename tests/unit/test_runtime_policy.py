@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reminders.planning.policy import PolicyError
+from reminders.errors import PolicyError
 from reminders.runtime import Runtime
 from tests.conftest import make_test_settings
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reminders.settings import ConfigError, load_settings
+from reminders.errors import ConfigError
+from reminders.settings import load_settings
 
 
 @pytest.fixture(autouse=True)

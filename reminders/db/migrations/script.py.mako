@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import reminders.db.models
+import reminders.db.types
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

@@ -15,16 +15,9 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from reminders.db.models import AuditLog
+from reminders.errors import PolicyError
 from reminders.logs import event
-from reminders.planning.policy import (
-    FixedTime,
-    Offset,
-    Policy,
-    PolicyError,
-    Rule,
-    load_policy,
-    parse_policy,
-)
+from reminders.planning.policy import FixedTime, Offset, Policy, Rule, load_policy, parse_policy
 from reminders.web.staff.common import (
     Staff,
     admin,

@@ -30,7 +30,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from reminders.db.models import StaffUser, utcnow
+from reminders.db.models import StaffUser
+from reminders.db.types import utcnow
 from reminders.settings import Settings
 
 SESSION_COOKIE = "reminders_staff"

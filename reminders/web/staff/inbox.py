@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from reminders.db.models import AuditLog, InboundMessage, Message, Patient, StaffTask, utcnow
+from reminders.db.models import AuditLog, InboundMessage, Message, Patient, StaffTask
+from reminders.db.types import utcnow
 from reminders.logs import event
 from reminders.web.staff.common import Staff, get_db, posted, render, see_other, signed_in
 

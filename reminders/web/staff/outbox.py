@@ -10,7 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from reminders.db.models import MESSAGE_STATUSES, Message, Patient, utcnow
+from reminders.db.models import Message, Patient
+from reminders.db.types import utcnow
+from reminders.outbox.status import MESSAGE_STATUSES
 from reminders.web.staff.common import Staff, get_db, render, settings_of, signed_in
 
 router = APIRouter()

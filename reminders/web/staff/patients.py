@@ -19,8 +19,8 @@ from reminders.db.models import (
     Patient,
     StaffTask,
     TreatmentSession,
-    utcnow,
 )
+from reminders.db.types import utcnow
 from reminders.web.staff.common import Staff, get_db, render, signed_in
 
 router = APIRouter()

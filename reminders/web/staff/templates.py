@@ -24,12 +24,12 @@ from reminders.db.models import (
     Patient,
     TemplateVersion,
     TreatmentSession,
-    utcnow,
 )
+from reminders.db.types import utcnow
 from reminders.logs import event
+from reminders.outbox.status import CHANNELS
 from reminders.settings import Settings
 from reminders.templates.render import (
-    CHANNELS,
     CheckResult,
     Rendered,
     TemplateError,

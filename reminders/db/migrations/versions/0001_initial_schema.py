@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import reminders.db.models
+import reminders.db.types
 
 
 revision = '0001'
@@ -20,7 +20,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('audit_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=320), nullable=False),
     sa.Column('action', sa.String(length=64), nullable=False),
     sa.Column('entity', sa.String(length=64), nullable=False),
@@ -37,7 +37,7 @@ def upgrade() -> None:
     sa.Column('address', sa.String(length=400), nullable=False),
     sa.Column('phone', sa.String(length=32), nullable=True),
     sa.Column('timezone', sa.String(length=64), nullable=True),
-    sa.Column('updated_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_locations'))
     )
     op.create_table('opt_outs',
@@ -46,8 +46,8 @@ def upgrade() -> None:
     sa.Column('address', sa.String(length=320), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('source', sa.String(length=64), nullable=False),
-    sa.Column('created_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_opt_outs')),
     sa.UniqueConstraint('channel', 'address', name=op.f('uq_opt_outs_channel'))
     )
@@ -67,7 +67,7 @@ def upgrade() -> None:
     sa.Column('maintenance_interval_days', sa.Integer(), nullable=False),
     sa.Column('needs_plan', sa.Boolean(), nullable=False),
     sa.Column('change_seq', sa.Integer(), nullable=False),
-    sa.Column('updated_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_patients'))
     )
     with op.batch_alter_table('patients', schema=None) as batch_op:
@@ -79,18 +79,18 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('provider', sa.String(length=32), nullable=False),
     sa.Column('event_id', sa.String(length=255), nullable=False),
-    sa.Column('received_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_provider_events')),
     sa.UniqueConstraint('provider', 'event_id', name=op.f('uq_provider_events_provider'))
     )
     op.create_table('provider_slots',
     sa.Column('provider', sa.String(length=32), nullable=False),
-    sa.Column('next_slot', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('next_slot', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('provider', name=op.f('pk_provider_slots'))
     )
     op.create_table('revoked_tokens',
     sa.Column('token_id', sa.String(length=64), nullable=False),
-    sa.Column('revoked_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('token_id', name=op.f('pk_revoked_tokens'))
     )
     op.create_table('staff_users',
@@ -101,8 +101,8 @@ def upgrade() -> None:
     sa.Column('phone', sa.String(length=32), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
-    sa.Column('locked_until', reminders.db.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('locked_until', reminders.db.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_users')),
     sa.UniqueConstraint('email', name=op.f('uq_staff_users_email'))
     )
@@ -116,7 +116,7 @@ def upgrade() -> None:
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('html', sa.Text(), nullable=True),
     sa.Column('created_by', sa.String(length=320), nullable=False),
-    sa.Column('created_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('note', sa.String(length=500), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_template_versions')),
     sa.UniqueConstraint('name', 'channel', 'language', 'version', name=op.f('uq_template_versions_name'))
@@ -124,21 +124,21 @@ def upgrade() -> None:
     op.create_table('worker_state',
     sa.Column('key', sa.String(length=100), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
-    sa.Column('updated_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_worker_state'))
     )
     op.create_table('sessions',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('patient_id', sa.String(length=64), nullable=False),
     sa.Column('location_id', sa.String(length=64), nullable=True),
-    sa.Column('starts_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('starts_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('duration_minutes', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('phase', sa.String(length=16), nullable=True),
     sa.Column('series_number', sa.Integer(), nullable=True),
-    sa.Column('confirmed_at', reminders.db.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('confirmed_at', reminders.db.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['location_id'], ['locations.id'], name=op.f('fk_sessions_location_id_locations')),
     sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_sessions_patient_id_patients'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sessions'))
@@ -152,20 +152,20 @@ def upgrade() -> None:
     sa.Column('dedupe_key', sa.String(length=255), nullable=False),
     sa.Column('patient_id', sa.String(length=64), nullable=True),
     sa.Column('session_id', sa.String(length=64), nullable=True),
-    sa.Column('session_starts_at', reminders.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('session_starts_at', reminders.db.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('rule', sa.String(length=100), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('channel', sa.String(length=8), nullable=False),
     sa.Column('template', sa.String(length=100), nullable=False),
-    sa.Column('due_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('not_after', reminders.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('due_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('not_after', reminders.db.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.String(length=500), nullable=True),
     sa.Column('to_address', sa.String(length=320), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', reminders.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', reminders.db.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('lease_owner', sa.String(length=100), nullable=True),
-    sa.Column('lease_until', reminders.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('lease_until', reminders.db.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('provider', sa.String(length=32), nullable=True),
     sa.Column('provider_message_id', sa.String(length=255), nullable=True),
     sa.Column('error_code', sa.String(length=64), nullable=True),
@@ -173,10 +173,10 @@ def upgrade() -> None:
     sa.Column('subject', sa.String(length=500), nullable=True),
     sa.Column('body', sa.Text(), nullable=True),
     sa.Column('data', sa.JSON(), nullable=True),
-    sa.Column('created_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', reminders.db.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('delivered_at', reminders.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', reminders.db.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('delivered_at', reminders.db.types.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_messages_patient_id_patients'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], name=op.f('fk_messages_session_id_sessions'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
@@ -193,13 +193,13 @@ def upgrade() -> None:
     sa.Column('provider_message_id', sa.String(length=255), nullable=True),
     sa.Column('from_address', sa.String(length=320), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('received_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('patient_id', sa.String(length=64), nullable=True),
     sa.Column('match_note', sa.String(length=500), nullable=True),
     sa.Column('classification', sa.String(length=32), nullable=True),
     sa.Column('score', sa.Integer(), nullable=True),
     sa.Column('checkin_message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('processed_at', reminders.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('processed_at', reminders.db.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('error', sa.String(length=500), nullable=True),
     sa.ForeignKeyConstraint(['checkin_message_id'], ['messages.id'], name=op.f('fk_inbound_messages_checkin_message_id_messages'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_inbound_messages_patient_id_patients'), ondelete='SET NULL'),
@@ -217,7 +217,7 @@ def upgrade() -> None:
     sa.Column('session_id', sa.String(length=64), nullable=True),
     sa.Column('inbound_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('score', sa.Integer(), nullable=False),
-    sa.Column('recorded_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['inbound_id'], ['inbound_messages.id'], name=op.f('fk_checkin_scores_inbound_id_inbound_messages'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_checkin_scores_message_id_messages'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_checkin_scores_patient_id_patients'), ondelete='CASCADE'),
@@ -236,10 +236,10 @@ def upgrade() -> None:
     sa.Column('inbound_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('summary', sa.String(length=500), nullable=False),
     sa.Column('dedupe_key', sa.String(length=255), nullable=True),
-    sa.Column('created_at', reminders.db.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('last_alert_at', reminders.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', reminders.db.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('last_alert_at', reminders.db.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('alert_count', sa.Integer(), nullable=False),
-    sa.Column('acknowledged_at', reminders.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('acknowledged_at', reminders.db.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('acknowledged_by', sa.String(length=320), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['inbound_id'], ['inbound_messages.id'], name=op.f('fk_staff_tasks_inbound_id_inbound_messages'), ondelete='SET NULL'),
