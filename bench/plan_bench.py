@@ -41,7 +41,7 @@ from sqlalchemy import Engine, func, select
 from reminders.clinic.changes import mark_patients_dirty
 from reminders.db.engine import make_session_factory
 from reminders.db.models import Message
-from reminders.planning.planner import plan_pass
+from reminders.planning.plan_pass import plan_pass
 from reminders.planning.policy import load_policy
 
 TARGET_FIRST_S = 20.0

@@ -24,7 +24,7 @@ from reminders.db.models import WorkerState
 from reminders.dispatch.dispatcher import Dispatcher, DispatchReport
 from reminders.logs import event
 from reminders.metrics import PASS_SECONDS
-from reminders.planning.planner import PlanReport, plan_pass
+from reminders.planning.plan_pass import PlanReport, plan_pass
 from reminders.providers.registry import build_providers
 from reminders.runtime import Runtime
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from reminders.db.models import Location, Message, Patient, TreatmentSession
 from reminders.dispatch.ics import session_ics
-from reminders.outbox.unsubscribe import unsubscribe_url
+from reminders.outbox.unsubscribe import unsubscribe_headers, unsubscribe_url
 from reminders.planning.timecalc import recipient_zone
 from reminders.providers.base import Attachment, OutgoingMessage
 from reminders.settings import Settings
@@ -17,6 +20,7 @@ from reminders.templates.render import (
     build_context,
     context_language,
     render_source,
+    resolve_template,
 )
 
 log = logging.getLogger(__name__)
@@ -53,13 +57,31 @@ def render_outgoing(source_for: Callable[[str, str, str | None], TemplateSource]
     )
     rendered = render_source(source, context)
     attachments: tuple[Attachment, ...] = ()
-    headers: dict[str, str] = {}
     if msg.channel == "email" and msg.kind == "reminder" and session is not None and patient is not None:
         attachments = (_calendar(settings, session, location, patient),)
-    if unsubscribe:
-        headers = {"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     return OutgoingMessage(
         message_id=msg.id, channel=msg.channel, to=to_address, body=rendered.text, subject=rendered.subject,
         html=rendered.html, rule=msg.rule, kind=msg.kind, session_id=msg.session_id, patient_id=msg.patient_id,
-        not_after=msg.not_after, attachments=attachments, headers=headers, unsubscribe_url=unsubscribe,
+        not_after=msg.not_after, attachments=attachments,
+        headers=unsubscribe_headers(unsubscribe), unsubscribe_url=unsubscribe,
     ), source.language
+
+
+class TemplateCache:
+    """Template sources for one pass: one lookup per (name, channel, language), not per message.
+    A staff edit is picked up by the next pass."""
+
+    def __init__(self, settings: Settings, reader: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self.reader = reader
+        self._sources: dict[tuple[str, str, str | None], Any] = {}
+        self._lock = threading.Lock()
+
+    def source(self, name: str, channel: str, language: str | None) -> Any:
+        key = (name, channel, language)
+        with self._lock:
+            if key not in self._sources:
+                with self.reader() as db:
+                    self._sources[key] = resolve_template(db, self.settings, name=name, channel=channel,
+                                                          language=language)
+            return self._sources[key]

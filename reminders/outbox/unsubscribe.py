@@ -81,3 +81,10 @@ def revoke_token(settings: Settings, token: str, *, db: Session) -> bool:
         except IntegrityError:  # revoked concurrently: same outcome
             pass
     return True
+
+
+def unsubscribe_headers(url: str | None) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 one-click unsubscribe headers (empty without a URL)."""
+    if not url:
+        return {}
+    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}

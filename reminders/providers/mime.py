@@ -5,17 +5,11 @@ from __future__ import annotations
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
+from reminders.outbox.unsubscribe import unsubscribe_headers
 from reminders.providers.base import OutgoingMessage
 
 # Our outbox id on the message, so a bounce arriving by mail can be tied back to the row.
 OUTBOX_ID_HEADER = "X-Reminders-Message-Id"
-
-
-def unsubscribe_headers(url: str | None) -> dict[str, str]:
-    """RFC 2369 / RFC 8058 one-click unsubscribe headers (empty without a URL)."""
-    if not url:
-        return {}
-    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
 def _split_content_type(content_type: str) -> tuple[str, str, dict[str, str]]:

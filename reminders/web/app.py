@@ -15,8 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from reminders.db.models import WorkerState
-from reminders.dispatch.dispatcher import count_in_doubt
 from reminders.metrics import REGISTRY, register_database
+from reminders.outbox.store import count_in_doubt
 from reminders.runtime import Runtime
 
 log = logging.getLogger(__name__)

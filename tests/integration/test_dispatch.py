@@ -16,9 +16,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.db.models import Message, Patient, TemplateVersion, TreatmentSession
-from reminders.dispatch.dispatcher import Dispatcher, claim_due
+from reminders.dispatch.dispatcher import Dispatcher
 from reminders.outbox.consent import is_opted_out
-from reminders.planning.planner import plan_pass
+from reminders.outbox.store import claim_due
+from reminders.planning.plan_pass import plan_pass
 from reminders.providers.base import OutgoingMessage, PermanentError, Provider, TransientError
 from reminders.providers.dryrun import DryRunProvider
 from reminders.runtime import Runtime
@@ -205,7 +206,7 @@ def test_dry_run_lines_carry_the_contract_fields(clinic: Runtime, settings: Sett
 
 
 def test_a_timeout_after_sending_leaves_the_message_in_doubt_not_resent(clinic: Runtime) -> None:
-    from reminders.dispatch.dispatcher import count_in_doubt
+    from reminders.outbox.store import count_in_doubt
     from reminders.providers.base import OutcomeUnknown
 
     provider = ScriptedProvider([OutcomeUnknown("no answer", code="timeout")])

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.clinic.changes import mark_patients_dirty
 from reminders.db.models import Message, Patient, TreatmentSession
-from reminders.planning.planner import plan_pass
+from reminders.planning.plan_pass import plan_pass
 from reminders.runtime import Runtime
 from reminders.settings import Settings
 
@@ -57,7 +57,7 @@ def test_a_change_during_planning_is_not_lost(session_factory: sessionmaker[Sess
         db.commit()
     with session_factory() as db:
         # Simulate an import that lands between the planner's read and its clear.
-        from reminders.planning import planner
+        from reminders.planning import plan_pass as planner
 
         original = planner._plan_batch
 

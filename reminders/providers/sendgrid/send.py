@@ -27,6 +27,7 @@ from sendgrid.helpers.mail import (
 )
 
 from reminders.logs import event
+from reminders.outbox.unsubscribe import unsubscribe_headers
 from reminders.providers.base import (
     OutcomeUnknown,
     OutgoingMessage,
@@ -35,7 +36,6 @@ from reminders.providers.base import (
     TransientError,
 )
 from reminders.providers.http import parse_retry_after
-from reminders.providers.mime import unsubscribe_headers
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
