@@ -10,21 +10,12 @@ from reminders.db.models import Location, Patient, TreatmentSession
 from reminders.errors import PolicyError, UsageError
 from reminders.outbox.status import CHANNELS
 from reminders.runtime import Runtime
-from reminders.templates.render import (
-    DEFAULT_LANGUAGE,
-    TemplateError,
-    TemplateSource,
-    check_template,
-    context_language,
-    db_templates,
-    file_templates,
-    list_templates,
-    render_for,
-    render_source,
-    resolve_template,
-    sample_context,
-)
+from reminders.templates.check import check_template
+from reminders.templates.context import DEFAULT_LANGUAGE, context_language, sample_context
+from reminders.templates.render import render_for, render_source
 from reminders.templates.sms import sms_info
+from reminders.templates.source import TemplateError, TemplateSource
+from reminders.templates.store import db_templates, file_templates, list_templates, resolve_template
 
 # Templates other modules send outside the policy rules (crisis alerts to on-call staff).
 REQUIRED_TEMPLATES = (("staff_alert", "sms"), ("staff_alert", "email"))

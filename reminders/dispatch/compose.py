@@ -15,13 +15,10 @@ from reminders.outbox.unsubscribe import unsubscribe_headers, unsubscribe_url
 from reminders.planning.timecalc import recipient_zone
 from reminders.providers.base import Attachment, OutgoingMessage
 from reminders.settings import Settings
-from reminders.templates.render import (
-    TemplateSource,
-    build_context,
-    context_language,
-    render_source,
-    resolve_template,
-)
+from reminders.templates.context import build_context, context_language
+from reminders.templates.render import render_source
+from reminders.templates.source import TemplateSource
+from reminders.templates.store import resolve_template
 
 log = logging.getLogger(__name__)
 

@@ -11,18 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from reminders.db.engine import session_scope
 from reminders.db.models import AuditLog, Patient, TemplateVersion, TreatmentSession
 from reminders.settings import Settings
-from reminders.templates.render import (
-    TemplateError,
-    db_templates,
-    list_templates,
-    render,
-    render_for,
-    resolve_template,
-    revert_to,
-    sample_context,
-    save_version,
-    template_history,
-)
+from reminders.templates.context import sample_context
+from reminders.templates.render import render, render_for
+from reminders.templates.source import TemplateError
+from reminders.templates.store import db_templates, list_templates, resolve_template
+from reminders.templates.versions import revert_to, save_version, template_history
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

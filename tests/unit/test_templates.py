@@ -13,27 +13,19 @@ from hypothesis import strategies as st
 
 from reminders.db.models import Location, Patient, TreatmentSession
 from reminders.settings import Settings, load_settings
-from reminders.templates.render import (
+from reminders.templates.check import check_source, check_template, sensitive_hits
+from reminders.templates.context import (
     VARIABLES,
-    TemplateError,
-    TemplateSource,
-    _compile,
     build_context,
-    check_source,
-    check_template,
-    file_templates,
     format_clock,
     format_day,
     language_chain,
-    list_templates,
-    render,
-    render_for,
-    render_source,
-    resolve_template,
     sample_context,
-    sensitive_hits,
 )
+from reminders.templates.render import _compile, render, render_for, render_source
 from reminders.templates.sms import sms_info
+from reminders.templates.source import TemplateError, TemplateSource
+from reminders.templates.store import file_templates, list_templates, resolve_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "config" / "templates"

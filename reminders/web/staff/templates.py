@@ -29,24 +29,18 @@ from reminders.db.types import utcnow
 from reminders.logs import event
 from reminders.outbox.status import CHANNELS
 from reminders.settings import Settings
-from reminders.templates.render import (
-    CheckResult,
-    Rendered,
-    TemplateError,
-    TemplateSource,
+from reminders.templates.check import CheckResult, check_source
+from reminders.templates.context import (
     build_context,
-    check_source,
     context_language,
-    list_templates,
     normalise_language,
-    render_source,
-    resolve_template,
-    revert_to,
     sample_context,
-    save_version,
-    template_history,
 )
+from reminders.templates.render import Rendered, render_source
 from reminders.templates.sms import SmsInfo, sms_info
+from reminders.templates.source import TemplateError, TemplateSource
+from reminders.templates.store import list_templates, resolve_template
+from reminders.templates.versions import revert_to, save_version, template_history
 from reminders.web.staff.common import (
     Staff,
     admin_posted,

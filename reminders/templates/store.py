@@ -1,0 +1,185 @@
+"""Finding templates. A template is identified by (name, channel, language). Shipped
+defaults live under ``settings.templates_dir``::
+
+    <lang>/<name>.sms.j2              SMS body
+    <lang>/<name>.email.subject.j2    email subject (one line)
+    <lang>/<name>.email.txt.j2        email plain-text body
+    <lang>/<name>.email.html.j2       optional HTML body (else made from the text)
+
+Staff versions live in ``template_versions`` (see :mod:`reminders.templates.versions`);
+the highest version of a (name, channel, language) overrides the file. Languages fall
+back ``es-MX`` -> ``es`` -> ``en``, and at each step a database version beats the file of
+the same language. Files are re-read only when their modification time changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
+
+from reminders.db.models import TemplateVersion
+from reminders.outbox.status import CHANNELS
+from reminders.settings import Settings
+from reminders.templates.context import language_chain
+from reminders.templates.source import TemplateError, TemplateInfo, TemplateSource
+
+_FILE_SUFFIXES: dict[str, dict[str, str]] = {
+    "sms": {"body": ".sms.j2"},
+    "email": {"subject": ".email.subject.j2", "body": ".email.txt.j2", "html": ".email.html.j2"},
+}
+_file_cache: dict[Path, tuple[int, str]] = {}
+
+
+def _read(path: Path) -> str | None:
+    """A template file's text, re-read only when its modification time changes."""
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    cached = _file_cache.get(path)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    text = path.read_text(encoding="utf-8")
+    _file_cache[path] = (mtime, text)
+    return text
+
+
+def _file_source(
+    settings: Settings, name: str, channel: str, language: str
+) -> TemplateSource | None:
+    folder = Path(settings.templates_dir) / language
+    parts = {
+        part: _read(folder / f"{name}{suffix}") for part, suffix in _FILE_SUFFIXES[channel].items()
+    }
+    if parts["body"] is None and parts.get("subject") is None:
+        return None
+    where = f"template {name}/{channel}/{language} (file)"
+    if parts["body"] is None:
+        raise TemplateError(f"{where}: missing {folder / (name + _FILE_SUFFIXES[channel]['body'])}")
+    if channel == "email" and parts["subject"] is None:
+        raise TemplateError(
+            f"{where}: missing {folder / (name + _FILE_SUFFIXES['email']['subject'])}"
+        )
+    return TemplateSource(
+        name=name,
+        channel=channel,  # type: ignore[arg-type]
+        language=language,
+        body=parts["body"],
+        subject=parts["subject"].strip() if parts.get("subject") is not None else None,  # type: ignore[union-attr]
+        html=parts.get("html"),
+    )
+
+
+def _from_row(row: TemplateVersion) -> TemplateSource:
+    return TemplateSource(
+        name=row.name,
+        channel=row.channel,  # type: ignore[arg-type]
+        language=row.language,
+        body=row.body,
+        subject=row.subject,
+        html=row.html,
+        origin="db",
+        version=row.version,
+    )
+
+
+def _latest_rows(
+    db: Session,
+    *,
+    languages: Iterable[str] | None = None,
+    name: str | None = None,
+    channel: str | None = None,
+) -> list[TemplateVersion]:
+    """The highest version of each (name, channel, language) matching the filters."""
+    newer = aliased(TemplateVersion)
+    latest = (
+        select(func.max(newer.version))
+        .where(
+            newer.name == TemplateVersion.name,
+            newer.channel == TemplateVersion.channel,
+            newer.language == TemplateVersion.language,
+        )
+        .scalar_subquery()
+    )
+    query = select(TemplateVersion).where(TemplateVersion.version == latest)
+    if name is not None:
+        query = query.where(TemplateVersion.name == name)
+    if channel is not None:
+        query = query.where(TemplateVersion.channel == channel)
+    if languages is not None:
+        query = query.where(TemplateVersion.language.in_(list(languages)))
+    return list(db.scalars(query))
+
+
+def check_channel(channel: str) -> None:
+    if channel not in CHANNELS:
+        raise TemplateError(f"unknown channel {channel!r} (sms or email)")
+
+
+def resolve_template(
+    db: Session | None, settings: Settings, *, name: str, channel: str, language: str | None
+) -> TemplateSource:
+    """The live template for (name, channel, language), with language fallback.
+
+    At each language of the chain a database version beats the shipped file; ``db=None``
+    looks at the files only.
+    """
+    check_channel(channel)
+    chain = language_chain(language)
+    rows = {}
+    if db is not None:
+        rows = {
+            row.language: row
+            for row in _latest_rows(db, languages=chain, name=name, channel=channel)
+        }
+    for lang in chain:
+        if lang in rows:
+            return _from_row(rows[lang])
+        found = _file_source(settings, name, channel, lang)
+        if found is not None:
+            return found
+    raise TemplateError(f"no template {name}/{channel} in any of {', '.join(chain)}")
+
+
+def file_templates(settings: Settings) -> list[TemplateSource]:
+    """Every shipped template file set (raises TemplateError for an incomplete email set)."""
+    root = Path(settings.templates_dir)
+    keys: set[tuple[str, str, str]] = set()
+    if root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            for path in folder.iterdir():
+                for channel, suffixes in _FILE_SUFFIXES.items():
+                    for suffix in suffixes.values():
+                        if path.name.endswith(suffix):
+                            keys.add((path.name[: -len(suffix)], channel, folder.name))
+    found = [_file_source(settings, name, channel, lang) for name, channel, lang in sorted(keys)]
+    return [source for source in found if source is not None]
+
+
+def db_templates(db: Session) -> list[TemplateSource]:
+    """The live (highest) database version of every staff-edited template."""
+    rows = _latest_rows(db)
+    return sorted((_from_row(row) for row in rows), key=lambda s: (s.name, s.channel, s.language))
+
+
+def list_templates(db: Session | None, settings: Settings) -> list[TemplateInfo]:
+    """All templates, each with where its live version comes from ("file" or "db v3")."""
+    found: dict[tuple[str, str, str], str] = {}
+    root = Path(settings.templates_dir)
+    if root.is_dir():
+        for folder in (p for p in root.iterdir() if p.is_dir()):
+            for path in folder.iterdir():
+                for channel, suffixes in _FILE_SUFFIXES.items():
+                    suffix = suffixes["body"]
+                    if path.name.endswith(suffix):
+                        found[(path.name[: -len(suffix)], channel, folder.name)] = "file"
+    if db is not None:
+        for row in _latest_rows(db):
+            found[(row.name, row.channel, row.language)] = f"db v{row.version}"
+    return [
+        TemplateInfo(name, channel, language, source)  # type: ignore[arg-type]
+        for (name, channel, language), source in sorted(found.items())
+    ]
