@@ -65,3 +65,8 @@ def register_database(factory: sessionmaker[Session]) -> None:
     if not getattr(REGISTRY, "_reminders_db", False):
         REGISTRY.register(DatabaseCollector(factory))
         REGISTRY._reminders_db = True  # type: ignore[attr-defined]
+
+
+def count_webhook(hook: str, outcome: str) -> None:
+    """One webhook request and what became of it (``reminders_webhooks_total``)."""
+    WEBHOOKS.labels(hook=hook, outcome=outcome).inc()

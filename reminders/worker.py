@@ -61,14 +61,7 @@ class Worker:
         self.settings = runtime.settings
         self.clock = clock or (lambda: datetime.now(UTC))
         self.owner = worker_id(runtime)
-        providers = build_providers(self.settings)
-        if runtime.engine.dialect.name == "postgresql":
-            # Several workers may share this database: the providers' rates must hold across them.
-            from reminders.providers.ratelimit import DatabaseRateLimiter
-
-            for provider in providers.values():
-                provider.limiter = DatabaseRateLimiter(runtime.engine, f"{provider.name}:{provider.channel}",
-                                                       provider.limiter.rate)
+        providers = build_providers(self.settings, engine=runtime.engine)
         self.dispatcher = Dispatcher(
             settings=self.settings,
             policy=runtime.policy,

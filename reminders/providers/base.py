@@ -8,12 +8,12 @@ each send, so no provider is ever sent to faster than its configured rate.
 
 from __future__ import annotations
 
-import threading
-import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
+
+from reminders.providers.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True)
@@ -80,26 +80,6 @@ class OutcomeUnknown(TransientError):
 class PermanentError(ProviderError):
     def __init__(self, message: str, *, code: str | None = None, effect: str | None = None) -> None:
         super().__init__(message, permanent=True, code=code, effect=effect)
-
-
-class RateLimiter:
-    """At most ``rate`` acquisitions per second across threads (0 = unlimited)."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def acquire(self) -> None:
-        if self.rate <= 0:
-            return
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + 1.0 / self.rate
-        delay = slot - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
 
 
 class Provider(ABC):

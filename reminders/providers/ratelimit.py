@@ -1,6 +1,8 @@
-"""A rate limit shared by every worker process through the database.
+"""Provider rate limits: never more messages per second to a provider than its rate.
 
-Each send takes the provider's next free slot with one UPDATE (the row lock orders the
+:class:`RateLimiter` holds within one process (threads take evenly spaced slots).
+:class:`DatabaseRateLimiter` is shared by every worker process through the database
+(PostgreSQL): each send takes the provider's next free slot with one UPDATE (the row lock orders the
 workers) and sleeps until that slot, so N workers together still send at most ``rate``
 messages per second. The database's own clock is used, so workers on hosts whose clocks
 differ slightly still agree.
@@ -8,12 +10,32 @@ differ slightly still agree.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
 from sqlalchemy import Engine, text
 
-from reminders.providers.base import RateLimiter
+
+class RateLimiter:
+    """At most ``rate`` acquisitions per second across threads (0 = unlimited)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def acquire(self) -> None:
+        if self.rate <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + 1.0 / self.rate
+        delay = slot - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
 
 _TAKE_SLOT = text(
     """

@@ -1,7 +1,8 @@
-"""The FastAPI app: health, metrics, webhooks, unsubscribe and the staff console.
+"""The FastAPI app: health, metrics, the providers' webhooks, unsubscribe and the staff console.
 
-Routers live beside their feature and reach the shared objects through
-``request.app.state.runtime`` (a :class:`reminders.runtime.Runtime`).
+Routers live beside their feature (``providers/*/webhooks.py``, ``web/unsubscribe.py``,
+``web/staff/``) and reach the shared objects through ``request.app.state.runtime`` (a
+:class:`reminders.runtime.Runtime`; :func:`reminders.web.deps.runtime_of`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -17,9 +18,14 @@ from sqlalchemy import text
 from reminders.db.models import WorkerState
 from reminders.metrics import REGISTRY, register_database
 from reminders.outbox.store import count_in_doubt
+from reminders.providers.sendgrid import webhooks as sendgrid_webhooks
+from reminders.providers.twilio import webhooks as twilio_webhooks
 from reminders.runtime import Runtime
+from reminders.web import unsubscribe
+from reminders.web.staff import router as staff
 
 log = logging.getLogger(__name__)
+
 
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="reminders", docs_url=None, redoc_url=None)
@@ -34,20 +40,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    # Feature routers (imported here: they use runtime_of from this module).
-    from reminders.providers.sendgrid import webhooks as provider_webhooks
-    from reminders.providers.twilio import webhooks as inbound
-    from reminders.web import unsubscribe
-    from reminders.web.staff import router as staff
-
-    for module in (provider_webhooks, unsubscribe, inbound, staff):
-        app.include_router(module.router)
+    for router in (twilio_webhooks.router, sendgrid_webhooks.router, unsubscribe.router, staff.router):
+        app.include_router(router)
     return app
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def health_response(runtime: Runtime, *, now: datetime | None = None) -> Response:

@@ -20,6 +20,7 @@ from reminders.logs import event
 from reminders.outbox.consent import set_opt_out
 from reminders.outbox.unsubscribe import read_token, token_matches_address
 from reminders.settings import Settings
+from reminders.web.deps import runtime_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -46,8 +47,8 @@ def _not_found() -> HTMLResponse:
 
 @router.get("/unsubscribe/{token}")
 def confirm_page(token: str, request: Request) -> HTMLResponse:
-    settings: Settings = request.app.state.runtime.settings
-    with request.app.state.runtime.session_factory() as db:
+    settings: Settings = runtime_of(request).settings
+    with runtime_of(request).session_factory() as db:
         if read_token(settings, token, db=db) is None:
             return _not_found()
     clinic = escape(settings.clinic_name)
@@ -62,7 +63,7 @@ def confirm_page(token: str, request: Request) -> HTMLResponse:
 
 @router.post("/unsubscribe/{token}")
 async def unsubscribe(token: str, request: Request) -> HTMLResponse:
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     found = await run_in_threadpool(apply_unsubscribe, runtime.settings, runtime.session_factory, token)
     if not found:
         return _not_found()

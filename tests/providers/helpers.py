@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.db.models import Message, Patient
-from reminders.providers.sendgrid import webhooks as provider_webhooks
+from reminders.providers.sendgrid import webhooks as sendgrid_webhooks
+from reminders.providers.twilio import webhooks as twilio_webhooks
 from reminders.runtime import Runtime
 from reminders.settings import Settings
 from reminders.web import unsubscribe
@@ -29,7 +30,8 @@ def make_app(settings: Settings, engine: Engine) -> FastAPI:
     """Only this feature's routers, so other work in progress cannot break these tests."""
     app = FastAPI()
     app.state.runtime = Runtime(settings, _engine=engine)
-    app.include_router(provider_webhooks.router)
+    app.include_router(twilio_webhooks.router)
+    app.include_router(sendgrid_webhooks.router)
     app.include_router(unsubscribe.router)
     return app
 

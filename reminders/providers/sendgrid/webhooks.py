@@ -1,20 +1,31 @@
-"""Delivery status webhooks: Twilio status callbacks and SendGrid's signed event webhook.
+"""SendGrid's webhooks: the signed event webhook (delivery reports) and Inbound Parse
+(emailed replies, DESIGN sections 8 and 9).
 
-Both refuse everything (403) when their secret is not configured: there is no unsigned
-mode. A bad signature changes nothing. Unknown message ids answer 200 so the provider
-stops retrying. Every outcome is counted in ``reminders_webhooks_total``.
+Events: an ECDSA signature over the timestamp and the raw body, checked with the key
+``REMINDERS_SENDGRID_WEBHOOK_PUBLIC_KEY``; no key configured is 403 for everything (there
+is no unsigned mode), a bad signature changes nothing, events for unknown message ids
+answer 200 so SendGrid stops retrying.
+
+Inbound Parse has no signature: the URL carries a secret
+(``/webhooks/sendgrid/inbound/{secret}``), or HTTP basic auth with that secret as password
+on ``/webhooks/sendgrid/inbound``; compared in constant time. No secret configured: 404.
+
+Every outcome is counted in ``reminders_webhooks_total``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
+from email.utils import parseaddr
 from typing import Any
-from urllib.parse import parse_qsl
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -25,123 +36,30 @@ from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
-from twilio.request_validator import RequestValidator
 
+from reminders.conversations.inbound import receive
 from reminders.db.models import Message, ProviderEvent
 from reminders.logs import event
-from reminders.metrics import WEBHOOKS
+from reminders.metrics import count_webhook
 from reminders.outbox import delivery
 from reminders.outbox.consent import set_opt_out
-from reminders.providers.twilio.send import INVALID_ADDRESS_CODES, OPTED_OUT_CODES
+from reminders.providers.http import outbox_id
+from reminders.runtime import Runtime
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-TWILIO_HOOK = "twilio_status"
 SENDGRID_HOOK = "sendgrid_events"
 SENDGRID_SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 # Signed events older (or newer) than this are refused, so a captured request cannot be replayed later.
 MAX_CLOCK_SKEW_SECONDS = 600
-
-# Delivery-failure codes (30xxx, reported in callbacks) meaning the number itself is no good.
-# 30003 (handset unreachable) is left out on purpose: phones are switched off for a while.
-CALLBACK_INVALID_NUMBER_CODES = frozenset({"30005", "30006"}) | INVALID_ADDRESS_CODES
+SENDGRID_INBOUND_PATH = "/webhooks/sendgrid/inbound"
+MAX_EMAIL_BYTES = 30 * 1024 * 1024  # SendGrid's own limit
 
 
-def _empty(status_code: int) -> Response:
-    return Response(status_code=status_code)
-
-
-def _count(hook: str, outcome: str) -> None:
-    WEBHOOKS.labels(hook=hook, outcome=outcome).inc()
-
-
-def _message_id(raw: object) -> int | None:
-    try:
-        value = int(str(raw))
-    except (TypeError, ValueError):
-        return None
-    return value if value > 0 else None
-
-
-# --- Twilio ----------------------------------------------------------------------------------
-
-
-@router.post("/webhooks/twilio/status")
-async def twilio_status(request: Request) -> Response:
-    runtime = request.app.state.runtime
-    settings: Settings = runtime.settings
-    if settings.twilio_auth_token is None or not settings.twilio_auth_token.get_secret_value():
-        _count(TWILIO_HOOK, "refused")
-        return _empty(403)
-    body = await request.body()
-    try:
-        pairs: list[tuple[str, str | UploadFile]] = list(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        form = FormData(pairs)
-    except UnicodeDecodeError:
-        _count(TWILIO_HOOK, "forbidden")
-        return _empty(403)
-    # Twilio signs the URL it called: ours as configured, not whatever Host the proxy passed on.
-    url = settings.public_url.rstrip("/") + request.url.path
-    if request.url.query:
-        url += "?" + request.url.query
-    signature = request.headers.get("X-Twilio-Signature", "")
-    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
-    if not signature or not validator.validate(url, form, signature):
-        _count(TWILIO_HOOK, "forbidden")
-        event(log, "twilio status callback with a bad signature", logging.WARNING)
-        return _empty(403)
-    outcome = await run_in_threadpool(
-        apply_twilio_status,
-        runtime.session_factory,
-        message_id=_message_id(request.query_params.get("mid")),
-        status=form.get("MessageStatus") or form.get("SmsStatus") or "",
-        error_code=str(form.get("ErrorCode") or "") or None,
-        to=str(form.get("To") or "") or None,
-    )
-    _count(TWILIO_HOOK, outcome)
-    return _empty(200)
-
-
-def apply_twilio_status(
-    session_factory: sessionmaker[Session],
-    *,
-    message_id: int | None,
-    status: Any,
-    error_code: str | None,
-    to: str | None,
-    now: datetime | None = None,
-) -> str:
-    """Apply one status callback; returns the outcome label."""
-    status = str(status).lower()
-    now = now or datetime.now(UTC)
-    with session_factory() as db:
-        message = db.get(Message, message_id) if message_id else None
-        if message is None or message.channel != "sms":
-            event(log, "twilio status for an unknown message", mid=message_id, status=status)
-            return "unknown"
-        changed = False
-        if status == "delivered":
-            changed = delivery.apply_delivered(message, at=now)
-        elif status in ("undelivered", "failed"):
-            code = error_code or status
-            changed = delivery.apply_failed(message, error_code=error_code, reason=f"twilio {status} ({code})")
-            if error_code in OPTED_OUT_CODES and to:
-                changed |= set_opt_out(db, channel="sms", address=to, source="twilio_21610")
-            elif error_code in CALLBACK_INVALID_NUMBER_CODES:
-                changed |= delivery.mark_address_unusable(
-                    db, message, channel="sms", address=to, problem=f"carrier reported invalid number ({error_code})"
-                )
-        db.commit()
-        event(log, "twilio status", id=message.id, status=status, code=error_code, changed=changed,
-              message_status=message.status)
-        return "applied" if changed else "unchanged"
-
-
-# --- SendGrid --------------------------------------------------------------------------------
+# --- the signed event webhook -----------------------------------------------------------------
 
 
 def load_sendgrid_key(value: str) -> ec.EllipticCurvePublicKey:
@@ -177,8 +95,8 @@ async def sendgrid_events(request: Request) -> Response:
     runtime = request.app.state.runtime
     settings: Settings = runtime.settings
     if not settings.sendgrid_webhook_public_key:
-        _count(SENDGRID_HOOK, "refused")
-        return _empty(403)
+        count_webhook(SENDGRID_HOOK, "refused")
+        return Response(status_code=403)
     body = await request.body()
     ok = verify_sendgrid_signature(
         settings.sendgrid_webhook_public_key,
@@ -187,22 +105,22 @@ async def sendgrid_events(request: Request) -> Response:
         body=body,
     )
     if not ok:
-        _count(SENDGRID_HOOK, "forbidden")
+        count_webhook(SENDGRID_HOOK, "forbidden")
         event(log, "sendgrid events with a bad signature", logging.WARNING)
-        return _empty(403)
+        return Response(status_code=403)
     try:
         events = json.loads(body)
     except ValueError:
         events = None
     if not isinstance(events, list):
-        _count(SENDGRID_HOOK, "invalid")
-        return _empty(400)
+        count_webhook(SENDGRID_HOOK, "invalid")
+        return Response(status_code=400)
     outcomes = await run_in_threadpool(apply_sendgrid_events, runtime.session_factory, events)
     for outcome in outcomes:
-        _count(SENDGRID_HOOK, outcome)
+        count_webhook(SENDGRID_HOOK, outcome)
     # An event that failed on our side (database down...) makes SendGrid retry the batch;
     # events already applied are skipped then by their sg_event_id.
-    return _empty(500 if "error" in outcomes else 200)
+    return Response(status_code=500 if "error" in outcomes else 200)
 
 
 def apply_sendgrid_events(
@@ -264,7 +182,7 @@ def _apply_sendgrid_event(session_factory: sessionmaker[Session], item: Any, *, 
     if kind not in HANDLED_SENDGRID_EVENTS:
         return "ignored"  # processed, open, click...
     with session_factory() as db:
-        message_id = _message_id(item.get("message_id"))
+        message_id = outbox_id(item.get("message_id"))
         message = db.get(Message, message_id) if message_id else None
         if message is None or message.channel != "email":
             event(log, "sendgrid event for an unknown message", mid=message_id, event=kind)
@@ -281,3 +199,120 @@ def _apply_sendgrid_event(session_factory: sessionmaker[Session], item: Any, *, 
         db.commit()
         event(log, "sendgrid event", id=message.id, event=kind, changed=changed, message_status=message.status)
         return "applied" if changed else "unchanged"
+
+
+# --- Inbound Parse (emailed replies) ------------------------------------------------------
+
+_QUOTE_START = re.compile(
+    r"^\s*(>|On .{0,200} wrote:\s*$|El .{0,200} escribi[oó]:\s*$|-{2,}\s*Original Message\s*-{2,}|"
+    r"-{2,}\s*Mensaje original\s*-{2,}|From: |De: |Sent from my |Enviado desde mi )",
+    re.IGNORECASE,
+)
+
+
+def email_reply_text(text: str, subject: str) -> str:
+    """The new part of an emailed reply: lines before the quoted message; the subject if empty.
+
+    Our own quoted reminder is left out so that its wording is not screened as the patient's.
+    """
+    lines: list[str] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if _QUOTE_START.match(line):
+            break
+        lines.append(line)
+    new = "\n".join(lines).strip()
+    if new:
+        return new
+    return re.sub(r"^\s*((re|fw|fwd|rv)\s*:\s*)+", "", subject, flags=re.IGNORECASE).strip()
+
+
+def _secret(runtime: Runtime) -> str:
+    value = runtime.settings.sendgrid_inbound_secret
+    return value.get_secret_value() if value else ""
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+def _basic_password(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return ""
+    return decoded.partition(":")[2]
+
+
+@router.post(SENDGRID_INBOUND_PATH + "/{secret}", include_in_schema=False)
+async def sendgrid_inbound_with_secret(secret: str, request: Request) -> Response:
+    expected = _secret(request.app.state.runtime)
+    if not expected:
+        count_webhook("sendgrid_inbound", "refused")
+        return Response(status_code=404)
+    if not _same(secret, expected):
+        count_webhook("sendgrid_inbound", "bad_secret")
+        return Response(status_code=403)
+    return await _sendgrid_inbound(request)
+
+
+@router.post(SENDGRID_INBOUND_PATH, include_in_schema=False)
+async def sendgrid_inbound_basic_auth(request: Request) -> Response:
+    expected = _secret(request.app.state.runtime)
+    if not expected:
+        count_webhook("sendgrid_inbound", "refused")
+        return Response(status_code=404)
+    if not _same(_basic_password(request), expected):
+        count_webhook("sendgrid_inbound", "bad_secret")
+        return Response(status_code=401, headers={"WWW-Authenticate": 'Basic realm="inbound"'})
+    return await _sendgrid_inbound(request)
+
+
+async def _sendgrid_inbound(request: Request) -> Response:
+    hook = "sendgrid_inbound"
+    runtime: Runtime = request.app.state.runtime
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_EMAIL_BYTES:
+        count_webhook(hook, "refused")
+        return Response(status_code=413)
+    try:
+        form = await request.form(max_files=50, max_fields=200)
+    except Exception:  # noqa: BLE001 - malformed multipart: tell SendGrid, no retry storm from a 500
+        count_webhook(hook, "bad_request")
+        return Response(status_code=400)
+    fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    sender = parseaddr(fields.get("from", ""))[1].strip().lower()
+    if "@" not in sender:
+        count_webhook(hook, "ignored")
+        return Response(status_code=200)
+    subject = fields.get("subject", "")
+    body = email_reply_text(fields.get("text", ""), subject)
+    # No provider id in Inbound Parse: the Message-ID header, else a digest of the content,
+    # makes SendGrid's retries idempotent.
+    message_id = ""
+    match = re.search(r"^Message-ID:\s*(\S+)", fields.get("headers", ""), re.IGNORECASE | re.MULTILINE)
+    if match:
+        message_id = match.group(1)
+    if not message_id:
+        digest = hashlib.sha256("\x1f".join((sender, subject, fields.get("text", ""), fields.get("headers", ""))).encode()).hexdigest()
+        message_id = f"sha256:{digest}"
+    try:
+        result = await run_in_threadpool(
+            receive,
+            runtime.session_factory,
+            runtime.settings,
+            channel="email",
+            from_address=sender,
+            body=body,
+            provider_message_id=f"email:{message_id}",
+            now=datetime.now(UTC),
+        )
+    except Exception as exc:  # noqa: BLE001
+        count_webhook(hook, "error")
+        event(log, "inbound email could not be handled", logging.ERROR, error=type(exc).__name__)
+        return Response(status_code=200)
+    count_webhook(hook, "duplicate" if result.duplicate else ("error" if result.error else "ok"))
+    return Response(status_code=200)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from reminders.logs import event
 from reminders.providers.base import OutgoingMessage, PermanentError, Provider, TransientError
-from reminders.providers.mime import build_mime
+from reminders.providers.smtp.mime import build_mime
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -29,6 +29,7 @@ from reminders.providers.base import (
     TransientError,
 )
 from reminders.providers.http import parse_retry_after
+from reminders.providers.twilio.codes import INVALID_ADDRESS_CODES, OPTED_OUT_CODES, TRANSIENT_CODES
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,23 +40,6 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 # Twilio accepts ValidityPeriod from 1 to 36000 seconds.
 MAX_VALIDITY_SECONDS = 36000
 
-# Error codes (https://www.twilio.com/docs/api/errors) and what they say about the recipient.
-OPTED_OUT_CODES = frozenset({"21610"})  # the recipient replied STOP
-INVALID_ADDRESS_CODES = frozenset(
-    {
-        "21211",  # invalid 'To' phone number
-        "21214",  # 'To' number cannot be reached
-        "21217",  # phone number does not appear to be valid
-        "21401",  # invalid phone number
-        "21407",  # this phone number type does not support SMS
-        "21408",  # permission to send to this region not enabled
-        "21421",  # phone number is invalid
-        "21612",  # 'To' number is not currently reachable via SMS
-        "21614",  # 'To' number is not a valid mobile number
-        "21635",  # 'To' number cannot be a landline
-    }
-)
-TRANSIENT_CODES = frozenset({"20429", "20500", "20503"})  # too many requests, internal, unavailable
 
 
 class BaseUrlHttpClient(TwilioHttpClient):

@@ -18,17 +18,8 @@ from reminders.db.models import AuditLog
 from reminders.errors import PolicyError
 from reminders.logs import event
 from reminders.planning.policy import FixedTime, Offset, Policy, Rule, load_policy, parse_policy
-from reminders.web.staff.common import (
-    Staff,
-    admin,
-    admin_posted,
-    get_db,
-    render,
-    runtime_of,
-    see_other,
-    settings_of,
-    signed_in,
-)
+from reminders.web.deps import get_db, runtime_of, settings_of
+from reminders.web.staff.common import Staff, admin, admin_posted, render, see_other, signed_in
 
 log = logging.getLogger(__name__)
 router = APIRouter()

@@ -7,7 +7,6 @@ from /staff/static only) and are never cached.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,8 +21,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from reminders.db.models import StaffUser
-from reminders.runtime import Runtime
-from reminders.settings import Settings
+from reminders.web.deps import get_db, settings_of
 from reminders.web.staff.auth import check_csrf, csrf_token, must_change_password, session_user
 
 HERE = Path(__file__).resolve().parent
@@ -58,23 +56,6 @@ _env = Environment(
 )
 _env.filters["localtime"] = localtime
 pages = Jinja2Templates(env=_env)
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def settings_of(request: Request) -> Settings:
-    return runtime_of(request).settings
-
-
-def get_db(request: Request) -> Iterator[Session]:
-    db = runtime_of(request).session_factory()
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 @dataclass

@@ -16,7 +16,8 @@ from starlette.responses import Response
 from reminders.db.models import AuditLog, InboundMessage, Message, Patient, StaffTask
 from reminders.db.types import utcnow
 from reminders.logs import event
-from reminders.web.staff.common import Staff, get_db, posted, render, see_other, signed_in
+from reminders.web.deps import get_db
+from reminders.web.staff.common import Staff, posted, render, see_other, signed_in
 
 log = logging.getLogger(__name__)
 router = APIRouter()

@@ -13,7 +13,8 @@ from starlette.responses import Response
 from reminders.db.models import Message, Patient
 from reminders.db.types import utcnow
 from reminders.outbox.status import MESSAGE_STATUSES
-from reminders.web.staff.common import Staff, get_db, render, settings_of, signed_in
+from reminders.web.deps import get_db, settings_of
+from reminders.web.staff.common import Staff, render, signed_in
 
 router = APIRouter()
 PAGE_SIZE = 200

@@ -21,7 +21,8 @@ from reminders.db.models import (
     TreatmentSession,
 )
 from reminders.db.types import utcnow
-from reminders.web.staff.common import Staff, get_db, render, signed_in
+from reminders.web.deps import get_db
+from reminders.web.staff.common import Staff, render, signed_in
 
 router = APIRouter()
 

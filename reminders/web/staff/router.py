@@ -1,5 +1,5 @@
 """The staff console under ``/staff`` (issue 5): login, then templates, outbox, inbox,
-patients, policy and the audit log. Each area lives in its own ``staff_*`` module; this
+patients, policy and the audit log. Each area lives in its own module in this package; this
 one holds the router, sign-in and sign-out, the account page and the static files.
 """
 
@@ -16,17 +16,16 @@ from starlette.responses import Response
 
 from reminders.db.models import AuditLog
 from reminders.logs import event
-from reminders.web.staff import auth
+from reminders.web.deps import get_db, settings_of
+from reminders.web.staff import admin, auth, inbox, outbox, patients, templates
 from reminders.web.staff.common import (
     PASSWORD_PATH,
     STATIC_DIR,
     Staff,
-    get_db,
     posted,
     render,
     safe_next,
     see_other,
-    settings_of,
     signed_in,
 )
 
@@ -141,15 +140,5 @@ def task_link(task_id: int, staff: Staff = Depends(signed_in)) -> Response:
     return see_other(f"/staff/inbox?task={task_id}")
 
 
-def _include_areas() -> None:
-    from reminders.web.staff import admin as staff_admin
-    from reminders.web.staff import inbox as staff_inbox
-    from reminders.web.staff import outbox as staff_outbox
-    from reminders.web.staff import patients as staff_patients
-    from reminders.web.staff import templates as staff_templates
-
-    for module in (staff_templates, staff_outbox, staff_inbox, staff_patients, staff_admin):
-        router.include_router(module.router)
-
-
-_include_areas()
+for area in (templates, outbox, inbox, patients, admin):
+    router.include_router(area.router)

@@ -41,17 +41,8 @@ from reminders.templates.sms import SmsInfo, sms_info
 from reminders.templates.source import TemplateError, TemplateSource
 from reminders.templates.store import list_templates, resolve_template
 from reminders.templates.versions import revert_to, save_version, template_history
-from reminders.web.staff.common import (
-    Staff,
-    admin_posted,
-    get_db,
-    posted,
-    render,
-    runtime_of,
-    see_other,
-    settings_of,
-    signed_in,
-)
+from reminders.web.deps import get_db, runtime_of, settings_of
+from reminders.web.staff.common import Staff, admin_posted, posted, render, see_other, signed_in
 
 log = logging.getLogger(__name__)
 router = APIRouter()
