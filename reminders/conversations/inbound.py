@@ -19,18 +19,24 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from datetime import UTC, datetime
+from typing import Any
 
-import phonenumbers
-from sqlalchemy import CursorResult, exists, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.clinic.records import ACTIVE_SESSION_STATUSES
 from reminders.conversations.classify import Classification, classify
 from reminders.conversations.crisis import CrisisScreen, screen_for
+from reminders.conversations.matching import (
+    match_sender,
+    next_session,
+    normalise_address,
+    outstanding_checkin,
+)
 from reminders.conversations.replies import format_when, language_of, reply_text
+from reminders.conversations.tasks import create_alerts, excerpt, open_task, queue_reply
+from reminders.db.engine import rowcount
 from reminders.db.models import (
     AuditLog,
     CheckinScore,
@@ -38,17 +44,13 @@ from reminders.db.models import (
     Message,
     Patient,
     StaffTask,
-    TreatmentSession,
 )
 from reminders.logs import event
 from reminders.outbox.consent import set_opt_out
-from reminders.outbox.status import SENT_STATUSES
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CHECKIN_WINDOW = timedelta(hours=48)  # a check-in waits this long for its answer
-EXCERPT = 200
 
 
 @dataclass
@@ -62,213 +64,6 @@ class InboundResult:
     task_ids: list[int] = field(default_factory=list)
     alert_count: int = 0
     error: str | None = None
-
-
-def rowcount(result: Any) -> int:
-    """Rows an UPDATE changed (the claim must change exactly one)."""
-    return int(cast(CursorResult[Any], result).rowcount)
-
-
-# --- addresses and matching --------------------------------------------------------------------
-
-
-def normalise_address(channel: str, raw: str, region: str) -> str:
-    """E.164 for a phone number that parses, a lower-cased email; otherwise the text as given."""
-    raw = raw.strip()
-    if channel == "email":
-        return raw.lower()
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        return raw
-    if not phonenumbers.is_possible_number(number):
-        return raw
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def match_sender(db: Session, channel: str, address: str) -> tuple[Patient | None, str | None]:
-    """The patient who sent this, and a note when the choice was not obvious.
-
-    Several patients can share one number (a family phone): the reply is taken to be about the
-    most recent message we sent to one of them on this channel.
-    """
-    column = Patient.phone if channel == "sms" else func.lower(Patient.email)
-    candidates = list(db.scalars(select(Patient).where(column == address).order_by(Patient.id)))
-    if not candidates:
-        return None, "unknown sender"
-    if len(candidates) == 1:
-        return candidates[0], None
-    ids = [p.id for p in candidates]
-    latest = db.execute(
-        select(Message.id, Message.patient_id, Message.kind, Message.sent_at)
-        .where(
-            Message.patient_id.in_(ids),
-            Message.channel == channel,
-            Message.kind.in_(("reminder", "checkin", "nudge")),
-            Message.sent_at.is_not(None),
-        )
-        .order_by(Message.sent_at.desc(), Message.id.desc())
-        .limit(1)
-    ).first()
-    shared = f"shared {'number' if channel == 'sms' else 'address'}: {len(ids)} patients ({', '.join(ids)})"
-    if latest is None:
-        return None, f"{shared}; no message sent to them to tell who replied"
-    chosen = next(p for p in candidates if p.id == latest.patient_id)
-    sent = latest.sent_at.isoformat() if latest.sent_at else "?"
-    return chosen, (
-        f"{shared}; matched to {chosen.id}, recipient of the most recent message "
-        f"#{latest.id} ({latest.kind}, sent {sent})"
-    )
-
-
-def outstanding_checkin(db: Session, patient_id: str, now: datetime) -> Message | None:
-    """The most recent check-in sent to the patient in the last 48 h that has no score yet."""
-    answered = exists().where(
-        InboundMessage.checkin_message_id == Message.id, InboundMessage.score.is_not(None)
-    )
-    return db.scalars(
-        select(Message)
-        .where(
-            Message.patient_id == patient_id,
-            Message.kind == "checkin",
-            Message.status.in_(SENT_STATUSES),
-            Message.sent_at.is_not(None),
-            Message.sent_at >= now - CHECKIN_WINDOW,
-            Message.sent_at <= now,
-            ~answered,
-        )
-        .order_by(Message.sent_at.desc(), Message.id.desc())
-        .limit(1)
-    ).first()
-
-
-def next_session(db: Session, patient_id: str, now: datetime) -> TreatmentSession | None:
-    return db.scalars(
-        select(TreatmentSession)
-        .where(
-            TreatmentSession.patient_id == patient_id,
-            TreatmentSession.starts_at > now,
-            TreatmentSession.status.in_(ACTIVE_SESSION_STATUSES),
-        )
-        .order_by(TreatmentSession.starts_at, TreatmentSession.id)
-        .limit(1)
-    ).first()
-
-
-# --- outbox rows and staff tasks --------------------------------------------------------------
-
-
-def _oncall_phone(raw: str, region: str) -> str:
-    return normalise_address("sms", raw, region)
-
-
-def create_alerts(db: Session, settings: Settings, task: StaffTask, now: datetime) -> int:
-    """Alert every on-call phone (SMS) and email for ``task``; returns the number of messages.
-
-    The alert names no symptom and quotes nothing (it goes to personal phones): the staff
-    inbox link carries the details.
-    """
-    number = task.alert_count + 1
-    link = f"{settings.public_url.rstrip('/')}/staff/tasks/{task.id}"
-    what = {"crisis": "crisis language in a reply", "low_score": "low or falling check-in score"}.get(
-        task.kind, task.kind.replace("_", " ")
-    )
-    again = f" (alert {number}, not yet acknowledged)" if number > 1 else ""
-    # The staff_alert template adds "URGENT", the patient id and the link around the summary.
-    data: dict[str, Any] = {
-        "summary": f"{what}{again}",
-        "kind": task.kind,
-        "patient_id": task.patient_id or "unknown",
-        "link": link,
-        "task_id": task.id,
-        "alert_number": number,
-    }
-    recipients = [("sms", i, _oncall_phone(p, settings.default_region)) for i, p in enumerate(settings.oncall_phone_list)]
-    recipients += [("email", i, e.lower()) for i, e in enumerate(settings.oncall_email_list)]
-    for channel, index, address in recipients:
-        db.add(
-            Message(
-                dedupe_key=f"alert:{task.id}:{number}:{channel}:{index}",
-                patient_id=task.patient_id,
-                session_id=task.session_id,
-                rule=f"alert:{task.kind}",
-                kind="alert",
-                channel=channel,
-                template="staff_alert",
-                due_at=now,
-                status="planned",
-                to_address=address,
-                language="en",
-                data=dict(data),
-            )
-        )
-    task.alert_count = number
-    task.last_alert_at = now
-    if not recipients:
-        event(log, "urgent task has no on-call recipients configured", logging.WARNING, task_id=task.id)
-    return len(recipients)
-
-
-def _open_task(
-    db: Session,
-    *,
-    kind: str,
-    summary: str,
-    inbound: InboundMessage | None,
-    patient_id: str | None,
-    session_id: str | None = None,
-    urgent: bool = False,
-    now: datetime,
-) -> StaffTask:
-    task = StaffTask(
-        kind=kind,
-        urgent=urgent,
-        patient_id=patient_id,
-        session_id=session_id,
-        inbound_id=inbound.id if inbound else None,
-        summary=summary[:500],
-        dedupe_key=f"inbound:{inbound.id}:{kind}" if inbound else None,
-        created_at=now,
-    )
-    db.add(task)
-    db.flush()
-    return task
-
-
-def _excerpt(body: str) -> str:
-    text = " ".join(body.split())
-    return f'"{text[:EXCERPT]}{"..." if len(text) > EXCERPT else ""}"'
-
-
-def _reply(
-    db: Session,
-    inbound: InboundMessage,
-    *,
-    cls: str,
-    text: str,
-    language: str,
-    patient_id: str | None,
-    settings: Settings,
-    now: datetime,
-) -> None:
-    data: dict[str, Any] = {"text": text, "inbound_id": inbound.id}
-    if inbound.channel == "email":
-        data["subject"] = settings.clinic_name
-    db.add(
-        Message(
-            dedupe_key=f"reply:{inbound.id}",
-            patient_id=patient_id,
-            rule=f"reply:{cls}",
-            kind="reply",
-            channel=inbound.channel,
-            template="reply_text",
-            due_at=now,
-            status="planned",
-            to_address=inbound.from_address,
-            language=language,
-            data=data,
-        )
-    )
 
 
 # --- store and process ---------------------------------------------------------------------------
@@ -389,11 +184,11 @@ def _apply(
 
     def reply(kind: str, when: str = "") -> None:
         text = reply_text(kind, language, clinic=clinic, phone=phone, when=when)
-        _reply(db, inbound, cls=cls.kind, text=text, language=language, patient_id=pid, settings=settings, now=now)
+        queue_reply(db, inbound, cls=cls.kind, text=text, language=language, patient_id=pid, settings=settings, now=now)
         result.reply_text = text
 
     def task(kind: str, summary: str, *, urgent: bool = False, session_id: str | None = None) -> StaffTask:
-        t = _open_task(db, kind=kind, summary=summary, inbound=inbound, patient_id=pid,
+        t = open_task(db, kind=kind, summary=summary, inbound=inbound, patient_id=pid,
                        session_id=session_id, urgent=urgent, now=now)
         result.task_ids.append(t.id)
         if urgent:
@@ -405,7 +200,7 @@ def _apply(
         assert cls.crisis is not None
         if patient and checkin and cls.score is not None:
             _record_score(db, settings, inbound, patient, checkin, cls.score, now)
-        task("crisis", f"Crisis language ({cls.crisis.language}: '{cls.crisis.phrase}') from {who}: {_excerpt(inbound.body)}", urgent=True)
+        task("crisis", f"Crisis language ({cls.crisis.language}: '{cls.crisis.phrase}') from {who}: {excerpt(inbound.body)}", urgent=True)
         reply("crisis")
     elif cls.kind in ("opt_out", "opt_in"):
         changed = _set_opt_out(db, inbound, active=cls.kind == "opt_out", actor=f"patient:{pid}" if pid else "sender", now=now)
@@ -414,7 +209,7 @@ def _apply(
     elif cls.kind == "help":
         reply("help")
     elif patient is None:
-        task("unknown_sender", f"Message from an unknown sender ({inbound.match_note}): {_excerpt(inbound.body)}")
+        task("unknown_sender", f"Message from an unknown sender ({inbound.match_note}): {excerpt(inbound.body)}")
     elif cls.kind == "confirm":
         _confirm(db, settings, inbound, patient, now, reply, task)
     elif cls.kind == "reschedule":
@@ -428,7 +223,7 @@ def _apply(
     elif cls.kind == "checkin":
         assert checkin is not None and cls.score is not None
         urgent_reason = _record_score(db, settings, inbound, patient, checkin, cls.score, now)
-        comment = f" with a comment: {_excerpt(cls.comment)}" if cls.comment else ""
+        comment = f" with a comment: {excerpt(cls.comment)}" if cls.comment else ""
         if urgent_reason:
             task("low_score", f"Check-in score {cls.score}/10 from patient {pid} ({urgent_reason}){comment}",
                  urgent=True, session_id=checkin.session_id)
@@ -438,7 +233,7 @@ def _apply(
                 task("free_text", f"Check-in score {cls.score}/10 from patient {pid}{comment}", session_id=checkin.session_id)
             reply("checkin_thanks")
     else:
-        summary = f"Reply from patient {pid}: {_excerpt(inbound.body)}"
+        summary = f"Reply from patient {pid}: {excerpt(inbound.body)}"
         if note:
             summary += f" [{note}]"
         task("free_text", summary)
@@ -526,7 +321,7 @@ def _record_failure(
                 kind="crisis" if crisis else "free_text",
                 urgent=crisis,
                 inbound_id=row.id,
-                summary=f"Could not process a reply automatically ({type(exc).__name__}); please read it: {_excerpt(row.body)}"[:500],
+                summary=f"Could not process a reply automatically ({type(exc).__name__}); please read it: {excerpt(row.body)}"[:500],
                 dedupe_key=f"inbound:{row.id}:failed",
                 created_at=now,
             )

@@ -14,8 +14,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from reminders.conversations.inbound import create_alerts, rowcount
 from reminders.conversations.replies import format_when
+from reminders.conversations.tasks import create_alerts
+from reminders.db.engine import rowcount
 from reminders.db.models import StaffTask, TreatmentSession
 from reminders.logs import event
 from reminders.settings import Settings

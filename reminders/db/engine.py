@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ARRAY, ColumnElement, Engine, String, any_, bindparam, create_engine, event
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    CursorResult,
+    Engine,
+    String,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -95,3 +105,8 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE changed (the claim must change exactly one)."""
+    return int(cast(CursorResult[Any], result).rowcount)
