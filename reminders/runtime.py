@@ -10,7 +10,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.db.engine import make_engine, make_read_session_factory, make_session_factory
-from reminders.errors import PolicyError
+from reminders.db.migrate import current_revision, head_revision, upgrade
+from reminders.errors import PolicyError, UsageError
 from reminders.planning.policy import Policy, load_policy
 from reminders.settings import Settings
 
@@ -67,9 +68,21 @@ class Runtime:
         return policy
 
     def upgrade_schema(self) -> None:
-        from reminders.db.migrate import upgrade
-
         upgrade(self.engine)
+
+    def require_schema(self) -> None:
+        """For commands that only read: a database without a schema gets one (a fresh
+        install), but one at another revision is never changed from here."""
+        current = current_revision(self.engine)
+        if current is None:
+            self.upgrade_schema()
+            return
+        expected = head_revision()
+        if current != expected:
+            raise UsageError(
+                f"the database schema is at revision {current}, this version needs {expected}: "
+                "run `reminders db upgrade` first"
+            )
 
     def close(self) -> None:
         if "engine" in self.__dict__:

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from reminders.cli.common import command
+from reminders.clinic.importer import import_path
 from reminders.db.engine import session_scope
 from reminders.runtime import Runtime
 
@@ -19,13 +21,10 @@ def register(subparsers: Any) -> None:
     )
     imp.add_argument("file", metavar="FILE", type=Path, help="a .json file, or a folder with locations.csv, "
                      "patients.csv, sessions.csv")  # fmt: skip
-    imp.set_defaults(func=_cmd_import)
+    command(imp, _cmd_import, schema="migrate")
 
 
 def _cmd_import(args: argparse.Namespace, rt: Runtime) -> int:
-    from reminders.clinic.importer import import_path
-
-    rt.upgrade_schema()
     with session_scope(rt.session_factory) as db:
         report = import_path(db, rt.settings, args.file)
     for line in report.lines():

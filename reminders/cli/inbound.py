@@ -6,16 +6,15 @@ import argparse
 import uuid
 from typing import Any
 
+from reminders.cli.common import command, parse_instant
+from reminders.conversations.inbound import receive
 from reminders.errors import UsageError
 from reminders.runtime import Runtime
 
 
 def _cmd_inbound(args: argparse.Namespace, rt: Runtime) -> int:
-    from reminders.conversations.inbound import receive
-
     if not args.sender.strip():
         raise UsageError("--from must not be empty")
-    rt.upgrade_schema()
     result = receive(
         rt.session_factory,
         rt.settings,
@@ -42,8 +41,6 @@ def _cmd_inbound(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def register(sub: Any) -> None:
-    from reminders.cli import parse_instant
-
     parser = sub.add_parser(
         "inbound", help="feed one inbound SMS through the webhook's handling; print class and reply"
     )
@@ -52,4 +49,4 @@ def register(sub: Any) -> None:
     parser.add_argument("--now", type=parse_instant, default=None, help="act as if the clock read this (ISO-8601)")
     parser.add_argument("--sid", default=None, help="provider message id (default: a fresh one)")
     parser.add_argument("--channel", choices=("sms", "email"), default="sms", help=argparse.SUPPRESS)
-    parser.set_defaults(func=_cmd_inbound)
+    command(parser, _cmd_inbound, schema="migrate")

@@ -12,6 +12,7 @@ from typing import Any
 import phonenumbers
 from sqlalchemy import select
 
+from reminders.cli.common import command
 from reminders.db.engine import session_scope
 from reminders.db.models import AuditLog, StaffUser
 from reminders.errors import UsageError
@@ -28,17 +29,17 @@ def register(subparsers: Any) -> None:
     add.add_argument("--role", choices=ROLES, default="staff",
                      help="admin: may edit templates and the policy; staff: reads, acknowledges (default)")
     add.add_argument("--phone", help="their mobile, E.164 (for 'send me a test' by SMS)")
-    add.set_defaults(func=_cmd_add)
+    command(add, _cmd_add, schema="migrate")
 
     reset = sub.add_parser("reset-password", help="print a new one-time password and unlock the account")
     reset.add_argument("email")
-    reset.set_defaults(func=_cmd_reset)
+    command(reset, _cmd_reset, schema="migrate")
 
-    sub.add_parser("list", help="every account").set_defaults(func=_cmd_list)
+    command(sub.add_parser("list", help="every account"), _cmd_list, schema="read")
 
     disable = sub.add_parser("disable", help="stop an account from signing in")
     disable.add_argument("email")
-    disable.set_defaults(func=_cmd_disable)
+    command(disable, _cmd_disable, schema="migrate")
 
 
 def _phone(value: str | None, region: str) -> str | None:
@@ -63,7 +64,6 @@ def _cmd_add(args: argparse.Namespace, rt: Runtime) -> int:
     if "@" not in email:
         raise UsageError(f"{args.email!r} is not an email address")
     phone = _phone(args.phone, rt.settings.default_region)
-    rt.upgrade_schema()
     password, stored = new_one_time_password()
     with session_scope(rt.session_factory) as db:
         if find_user(db, email) is not None:
@@ -76,7 +76,6 @@ def _cmd_add(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _cmd_reset(args: argparse.Namespace, rt: Runtime) -> int:
-    rt.upgrade_schema()
     password, stored = new_one_time_password()
     with session_scope(rt.session_factory) as db:
         user = find_user(db, args.email)
@@ -93,7 +92,6 @@ def _cmd_reset(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _cmd_list(args: argparse.Namespace, rt: Runtime) -> int:
-    rt.upgrade_schema()
     with session_scope(rt.session_factory) as db:
         users = db.scalars(select(StaffUser).order_by(StaffUser.email)).all()
         if not users:
@@ -107,7 +105,6 @@ def _cmd_list(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _cmd_disable(args: argparse.Namespace, rt: Runtime) -> int:
-    rt.upgrade_schema()
     with session_scope(rt.session_factory) as db:
         user = find_user(db, args.email)
         if user is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from reminders.cli.common import command
 from reminders.db.engine import session_scope
 from reminders.db.models import Location, Patient, TreatmentSession
 from reminders.errors import PolicyError, UsageError
@@ -27,22 +28,21 @@ def register(subparsers: Any) -> None:
     )
     sub = templates.add_subparsers(dest="templates_command", required=True, metavar="ACTION")
 
-    sub.add_parser(
-        "list", help="every template and where its live version comes from"
-    ).set_defaults(func=_cmd_list)
+    listing = sub.add_parser("list", help="every template and where its live version comes from")
+    command(listing, _cmd_list, schema="read")
 
     show = sub.add_parser("show", help="the live source of a template")
     show.add_argument("name")
     show.add_argument("--channel", choices=CHANNELS, help="only this channel (default: both)")
     show.add_argument("--language", default=DEFAULT_LANGUAGE, help="language, e.g. en, es, es-MX")
-    show.set_defaults(func=_cmd_show)
+    command(show, _cmd_show, schema="read")
 
     check = sub.add_parser(
         "check", help="validate shipped and staff templates; exit 1 on any error"
     )
     check.add_argument("--all", action="store_true", help="check every template (the default)")
     check.add_argument("names", nargs="*", metavar="NAME", help="only these templates")
-    check.set_defaults(func=_cmd_check)
+    command(check, _cmd_check, schema="read")
 
     preview = sub.add_parser("preview", help="render a template with sample or real data")
     preview.add_argument("name")
@@ -50,11 +50,10 @@ def register(subparsers: Any) -> None:
     preview.add_argument("--language", default=None, help="default: the patient's, else en")
     preview.add_argument("--patient", help="use this patient from the database")
     preview.add_argument("--session", help="use this session (and its patient and location)")
-    preview.set_defaults(func=_cmd_preview)
+    command(preview, _cmd_preview, schema="read")
 
 
 def _cmd_list(args: argparse.Namespace, rt: Runtime) -> int:
-    rt.upgrade_schema()
     with session_scope(rt.session_factory) as db:
         rows = list_templates(db, rt.settings)
     if not rows:
@@ -76,7 +75,6 @@ def _print_source(source: TemplateSource) -> None:
 
 
 def _cmd_show(args: argparse.Namespace, rt: Runtime) -> int:
-    rt.upgrade_schema()
     channels = [args.channel] if args.channel else list(CHANNELS)
     found: list[TemplateSource] = []
     with session_scope(rt.session_factory) as db:
@@ -98,7 +96,6 @@ def _cmd_show(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _cmd_check(args: argparse.Namespace, rt: Runtime) -> int:
-    rt.upgrade_schema()
     settings = rt.settings
     wanted = set(args.names)
     errors = 0
@@ -163,7 +160,6 @@ def _cmd_check(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _cmd_preview(args: argparse.Namespace, rt: Runtime) -> int:
-    rt.upgrade_schema()
     settings = rt.settings
     with session_scope(rt.session_factory) as db:
         try:

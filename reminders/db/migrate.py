@@ -1,4 +1,5 @@
-"""Apply the schema with Alembic (``reminders db upgrade``; also before run, tick and demo)."""
+"""The schema, with Alembic: apply it (``reminders db upgrade``; also before the commands
+that write, see :mod:`reminders.cli.common`) and tell whether a database is current."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -31,3 +34,14 @@ def downgrade(engine: Engine, revision: str) -> None:
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at; None when it has no schema yet."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The revision this version of the code expects."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from reminders.cli import main
+from reminders.db.engine import make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,3 +106,23 @@ def test_check_reports_providers_and_names_what_is_missing(env: Path, monkeypatc
     assert "REMINDERS_TWILIO_AUTH_TOKEN" in out and "REMINDERS_TWILIO_FROM_NUMBER" in out
     code, _, err = run("tick", capsys=capsys)  # the daemon and tick refuse to start the same way
     assert code == 2 and "REMINDERS_TWILIO_AUTH_TOKEN" in err
+
+
+def test_read_only_commands_never_change_an_existing_schema(env: Path, db_url: str,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Commands that only read create the schema of a new database, but never migrate one
+    that has a schema (a newer CLI must not alter the schema under running workers)."""
+    code, out, _ = run("outbox", capsys=capsys)
+    assert code == 0 and out.strip() == "no messages"
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0000_older'"))
+        for command in (["outbox"], ["plan", "--session", "s1"], ["templates", "list"], ["staff", "list"]):
+            code, _, err = run(*command, capsys=capsys)
+            assert code == 2, command
+            assert "revision 0000_older" in err and "reminders db upgrade" in err and len(err.splitlines()) == 1
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0000_older"
+    finally:
+        engine.dispose()

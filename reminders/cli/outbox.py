@@ -1,17 +1,62 @@
-"""What the CLI shows: the outbox, a session's timeline, the configuration check."""
+"""``reminders outbox`` and ``reminders plan``: what went out, what will, and why (DESIGN section 3)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from reminders.cli.common import command, parse_instant
 from reminders.db.models import Location, Message, Patient, TreatmentSession
 from reminders.errors import UsageError
 from reminders.planning.planner import SessionFacts, derive_series, plan_session
 from reminders.planning.timecalc import recipient_zone
 from reminders.runtime import Runtime
+
+
+def register(sub: Any) -> None:
+    outbox = sub.add_parser("outbox", help="list messages")
+    outbox.add_argument("--status", help="only this status")
+    outbox.add_argument("--patient", help="only this patient id")
+    outbox.add_argument("--limit", type=int, default=None, help="at most this many (newest due first)")
+    outbox.add_argument("--json", action="store_true", help="one JSON object per line")
+    command(outbox, _cmd_outbox, schema="read")
+
+    plan = sub.add_parser("plan", help="a session's message timeline with reasons")
+    plan.add_argument("--session", required=True, help="the session id")
+    plan.add_argument("--now", type=parse_instant, default=None, help=argparse.SUPPRESS)
+    plan.add_argument("--json", action="store_true")
+    command(plan, _cmd_plan, schema="read")
+
+
+def _cmd_outbox(args: argparse.Namespace, rt: Runtime) -> int:
+    rows = list_outbox(rt, status=args.status, patient_id=args.patient, limit=args.limit)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, default=str))
+        return 0
+    if not rows:
+        print("no messages")
+        return 0
+    print(f"{'id':>6}  {'due (local)':<22} {'channel':<7} {'status':<10} {'rule':<26} {'patient':<12} reason")
+    for row in rows:
+        print(
+            f"{row['id']:>6}  {row['due_local']:<22} {row['channel']:<7} {row['status']:<10} "
+            f"{row['rule']:<26} {row['patient_id'] or '-':<12} {row['reason'] or ''}"
+        )
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace, rt: Runtime) -> int:
+    report = describe_session_plan(rt, session_id=args.session, now=args.now)
+    if args.json:
+        print(json.dumps(report, default=str, indent=2))
+        return 0
+    print(report["text"])
+    return 0
 
 
 def message_json(msg: Message) -> dict[str, Any]:
@@ -35,7 +80,6 @@ def message_json(msg: Message) -> dict[str, Any]:
 
 def list_outbox(rt: Runtime, *, status: str | None = None, patient_id: str | None = None,
                 limit: int | None = None) -> list[dict[str, Any]]:
-    rt.upgrade_schema()
     q = select(Message).order_by(Message.due_at, Message.id)
     if status:
         q = q.where(Message.status == status)
@@ -55,7 +99,6 @@ def list_outbox(rt: Runtime, *, status: str | None = None, patient_id: str | Non
 
 def describe_session_plan(rt: Runtime, *, session_id: str, now: datetime | None = None) -> dict[str, Any]:
     """The session, its current status, and every message it gets with rule and reason."""
-    rt.upgrade_schema()
     now = now or datetime.now(UTC)
     with rt.session_factory() as db:
         session = db.get(TreatmentSession, session_id)
@@ -110,29 +153,3 @@ def describe_session_plan(rt: Runtime, *, session_id: str, now: datetime | None 
     return {"session": info, "status": session.status, "messages": timeline, "text": "\n".join(lines)}
 
 
-def configuration_report(rt: Runtime) -> tuple[list[str], bool]:
-    s = rt.settings
-    lines: list[str] = []
-    ok = True
-    lines.append(f"database: {s.database_url.split('@')[-1]}")
-    lines.append(f"policy: {s.policy_file} ({len(rt.policy.rules)} rules)")
-    lines.append(f"sms provider: {s.sms_provider}; email provider: {s.email_provider}")
-    missing = s.provider_problems()
-    if missing:
-        ok = False
-        lines.append("missing: " + ", ".join(missing))
-    try:
-        s.secret_key_value()
-    except Exception as exc:  # noqa: BLE001
-        ok = False
-        lines.append(str(exc))
-    if s.clinic_source_url:
-        try:
-            from reminders.clinic.sync import describe_source
-
-            lines.append(f"clinic source: {describe_source(s)}")
-        except Exception as exc:  # noqa: BLE001
-            ok = False
-            lines.append(f"clinic source: {exc}")
-    lines.append("configuration OK" if ok else "configuration has problems")
-    return lines, ok

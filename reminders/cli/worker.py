@@ -1,0 +1,90 @@
+"""``reminders db upgrade``, ``tick``, ``run``, ``demo`` and ``check``: the worker's commands
+(DESIGN section 3)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from reminders.cli.common import command, parse_instant
+from reminders.clinic.demo import load_demo
+from reminders.clinic.sync import describe_source
+from reminders.runtime import Runtime
+from reminders.worker import run_daemon, run_tick
+
+
+def register(sub: Any) -> None:
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    command(db_sub.add_parser("upgrade", help="create or upgrade the schema"), _cmd_db_upgrade, schema=None)
+
+    tick = sub.add_parser("tick", help="one full pass: sync, plan, dispatch")
+    tick.add_argument("--now", type=parse_instant, default=None, help="act as if the clock read this (ISO-8601)")
+    command(tick, _cmd_tick, schema="migrate", checks_providers=True)
+
+    run = sub.add_parser("run", help="the daemon: periodic passes and the web server")
+    command(run, _cmd_run, schema="migrate", checks_providers=True)
+
+    demo = sub.add_parser("demo", help="load a demo clinic, then run the daemon")
+    demo.add_argument("--no-run", action="store_true", help="load the demo clinic and stop")
+    command(demo, _cmd_demo, schema="migrate", checks_providers=True)
+
+    check = sub.add_parser("check", help="check settings, policy and templates; report providers")
+    command(check, _cmd_check, schema=None)
+
+
+def _cmd_db_upgrade(args: argparse.Namespace, rt: Runtime) -> int:
+    rt.upgrade_schema()
+    print("database schema is up to date")
+    return 0
+
+
+def _cmd_tick(args: argparse.Namespace, rt: Runtime) -> int:
+    summary = run_tick(rt, now=args.now)
+    print(summary.line())
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
+    return run_daemon(rt)
+
+
+def _cmd_demo(args: argparse.Namespace, rt: Runtime) -> int:
+    report = load_demo(rt)
+    print(report)
+    if args.no_run:
+        return 0
+    return run_daemon(rt)
+
+
+def _cmd_check(args: argparse.Namespace, rt: Runtime) -> int:
+    lines, ok = configuration_report(rt)
+    for line in lines:
+        print(line)
+    return 0 if ok else 1
+
+
+def configuration_report(rt: Runtime) -> tuple[list[str], bool]:
+    s = rt.settings
+    lines: list[str] = []
+    ok = True
+    lines.append(f"database: {s.database_url.split('@')[-1]}")
+    lines.append(f"policy: {s.policy_file} ({len(rt.policy.rules)} rules)")
+    lines.append(f"sms provider: {s.sms_provider}; email provider: {s.email_provider}")
+    missing = s.provider_problems()
+    if missing:
+        ok = False
+        lines.append("missing: " + ", ".join(missing))
+    try:
+        s.secret_key_value()
+    except Exception as exc:  # noqa: BLE001
+        ok = False
+        lines.append(str(exc))
+    if s.clinic_source_url:
+        try:
+            lines.append(f"clinic source: {describe_source(s)}")
+        except Exception as exc:  # noqa: BLE001
+            ok = False
+            lines.append(f"clinic source: {exc}")
+    lines.append("configuration OK" if ok else "configuration has problems")
+    return lines, ok
