@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
+from reminders.clinic.sync import SourceError, sync_clinic_source
+from reminders.conversations.safety import run_safety_checks
 from reminders.db.models import WorkerState
 from reminders.dispatch.dispatcher import Dispatcher, DispatchReport
 from reminders.logs import event
@@ -79,8 +81,6 @@ class Worker:
     def sync_step(self) -> str | None:
         if not self.settings.clinic_source_url:
             return None
-        from reminders.clinic.sync import SourceError, sync_clinic_source
-
         with PASS_SECONDS.labels("sync").time(), self.runtime.session_factory() as db:
             try:
                 report = sync_clinic_source(db, self.settings)
@@ -97,8 +97,6 @@ class Worker:
             return plan_pass(db, policy=self.runtime.policy, default_tz=self.settings.zone, now=now or self.clock())
 
     def safety_step(self, now: datetime | None = None) -> int:
-        from reminders.conversations.safety import run_safety_checks
-
         with PASS_SECONDS.labels("safety").time(), self.runtime.session_factory() as db:
             count = run_safety_checks(db, self.settings, now or self.clock())
             db.commit()
@@ -149,6 +147,8 @@ def _guarded(name: str, step: Callable[[], Any]) -> Callable[[], None]:
 
 def run_daemon(runtime: Runtime) -> int:
     """Periodic passes plus the web server, until SIGTERM/SIGINT (a second signal exits at once)."""
+    # Imported here: only the daemon serves HTTP, and the web stack (FastAPI, the provider
+    # SDKs behind the webhooks) would add half a second to every other command.
     import uvicorn
     from apscheduler.schedulers.background import BackgroundScheduler
 

@@ -18,11 +18,14 @@ SMS due during quiet hours (21:00-08:00 local) wait until morning: that is the p
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from reminders.clinic.importer import import_data
 from reminders.db.engine import session_scope
-from reminders.runtime import Runtime
+
+if TYPE_CHECKING:  # the type only: the runtime is built above the stages, not by them
+    from reminders.runtime import Runtime
 
 CHECKIN_AT = time(10, 0)  # the default policy's check-in and nudge time of day
 OTHER_ZONE = "America/Los_Angeles"
@@ -135,8 +138,6 @@ def _session(
 
 def load_demo(runtime: Runtime, *, now: datetime | None = None) -> str:
     """Import the demo clinic into the configured database; a one-line summary."""
-    from reminders.clinic.importer import import_data
-
     settings = runtime.settings
     now = now or datetime.now(UTC)
     with session_scope(runtime.session_factory) as db:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from reminders.providers.base import Provider
+from reminders.providers.dryrun import DryRunProvider
 from reminders.providers.ratelimit import DatabaseRateLimiter
 from reminders.settings import Settings
 
@@ -15,8 +16,6 @@ def build_sms_provider(settings: Settings) -> Provider:
         from reminders.providers.twilio.send import TwilioProvider
 
         return TwilioProvider.from_settings(settings)
-    from reminders.providers.dryrun import DryRunProvider
-
     return DryRunProvider(channel="sms", directory=settings.dryrun_dir, rate_per_second=settings.dryrun_rate_per_second)
 
 
@@ -29,8 +28,6 @@ def build_email_provider(settings: Settings) -> Provider:
         from reminders.providers.smtp.send import SmtpProvider
 
         return SmtpProvider.from_settings(settings)
-    from reminders.providers.dryrun import DryRunProvider
-
     return DryRunProvider(channel="email", directory=settings.dryrun_dir, rate_per_second=settings.dryrun_rate_per_second)
 
 

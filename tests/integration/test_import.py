@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.cli import main
 from reminders.clinic.demo import demo_clinic
-from reminders.clinic.importer import ImportInputError, ImportReport, import_data, import_path
+from reminders.clinic.files import ImportInputError
+from reminders.clinic.importer import ImportReport, import_data, import_path
 from reminders.db.engine import session_scope
 from reminders.db.models import AuditLog, Location, Patient, TreatmentSession
 from reminders.settings import Settings
