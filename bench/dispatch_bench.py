@@ -1,4 +1,4 @@
-"""Dispatch throughput to the dry-run provider (DESIGN 10: >= 300 messages/s on SQLite; on
+"""Dispatch throughput to the dry-run provider (docs/design.md section 10: >= 300 messages/s on SQLite; on
 PostgreSQL two worker processes together >= 500 messages/s with zero duplicates).
 
 20,000 planned reminders (half day-before SMS, half preparation email with its .ics

@@ -1,4 +1,4 @@
-"""Due-to-send delay with the default pass interval (DESIGN 10: p99 <= 2 s).
+"""Due-to-send delay with the default pass interval (docs/design.md section 10: p99 <= 2 s).
 
 The real daemon (``reminders run``, default ``REMINDERS_PASS_INTERVAL_SECONDS``, dry-run
 providers, a free ``REMINDERS_HTTP_PORT``) runs on a fresh SQLite file. Once its

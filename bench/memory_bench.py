@@ -1,4 +1,4 @@
-"""Peak memory with 1,000,000 sessions in the database (DESIGN 10: <= 200 MB).
+"""Peak memory with 1,000,000 sessions in the database (docs/design.md section 10: <= 200 MB).
 
 100,000 patients x 10 sessions are bulk-inserted into a fresh SQLite file: 70% of the
 patients are in maintenance (8 completed sessions over the past months, 2 booked in the

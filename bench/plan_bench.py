@@ -1,4 +1,4 @@
-"""Planning 100,000 upcoming sessions into the outbox (DESIGN 10: <= 20 s on SQLite; a
+"""Planning 100,000 upcoming sessions into the outbox (docs/design.md section 10: <= 20 s on SQLite; a
 re-plan with nothing changed <= 2 s).
 
 25,000 patients x 4 infusions in the next 30 days (5 locations across US zones, a fifth of

@@ -1,4 +1,4 @@
-"""A provider's configured rate is never exceeded (DESIGN 10).
+"""A provider's configured rate is never exceeded (docs/design.md section 10).
 
 300 due reminders (200 SMS, 100 email) go through ``Dispatcher.run_pass`` with the dry-run
 providers limited to ``REMINDERS_DRYRUN_RATE_PER_SECOND=20`` (``dryrun_rate_per_second``) and

@@ -1,4 +1,4 @@
-"""The failures the command line reports as one line (DESIGN section 3): each says what is
+"""The failures the command line reports as one line (docs/design.md section 3): each says what is
 wrong and where, so no traceback is needed. Every stage raises these; ``reminders.cli``
 catches them."""
 

@@ -1,4 +1,4 @@
-"""The ``reminders`` command line (DESIGN section 3).
+"""The ``reminders`` command line (docs/design.md section 3).
 
 Each command is ``func(args, runtime) -> exit status``, registered by the module of its
 group (``worker``, ``outbox``, ``clinic``, ``templates``, ``inbound``, ``staff``) with what

@@ -1,4 +1,4 @@
-"""``reminders import FILE`` (DESIGN section 3)."""
+"""``reminders import FILE`` (docs/design.md section 3)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 command says what it needs done before it runs.
 
 Each command sets ``func`` and ``schema`` on its parser (:func:`command`): ``"migrate"``
-applies pending migrations first (the commands that write: DESIGN section 3 names
+applies pending migrations first (the commands that write: docs/design.md section 3 names
 ``run``, ``tick`` and ``demo``; ``import``, ``inbound`` and the staff account changes
 write too); ``"read"`` never changes an existing schema (a database that has none yet
 gets one, so a fresh install's first command works; one at an older revision is refused

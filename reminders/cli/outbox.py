@@ -1,4 +1,4 @@
-"""``reminders outbox`` and ``reminders plan``: what went out, what will, and why (DESIGN section 3)."""
+"""``reminders outbox`` and ``reminders plan``: what went out, what will, and why (docs/design.md section 3)."""
 
 from __future__ import annotations
 

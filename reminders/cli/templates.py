@@ -1,4 +1,4 @@
-"""``reminders templates list / show / check / preview`` (DESIGN 3 and 7)."""
+"""``reminders templates list / show / check / preview`` (docs/design.md sections 3 and 7)."""
 
 from __future__ import annotations
 

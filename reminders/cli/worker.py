@@ -1,5 +1,5 @@
 """``reminders db upgrade``, ``tick``, ``run``, ``demo`` and ``check``: the worker's commands
-(DESIGN section 3)."""
+(docs/design.md section 3)."""
 
 from __future__ import annotations
 

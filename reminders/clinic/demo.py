@@ -47,7 +47,7 @@ def _iso(value: datetime) -> str:
 
 
 def demo_clinic(now: datetime, tz: ZoneInfo) -> dict[str, Any]:
-    """The demo clinic in the JSON import format (DESIGN section 5), relative to ``now``."""
+    """The demo clinic in the JSON import format (docs/design.md section 5), relative to ``now``."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     local_now = now.astimezone(tz)

@@ -1,4 +1,4 @@
-"""Reading clinic data files (DESIGN section 5): one JSON file, a folder of CSV files
+"""Reading clinic data files (docs/design.md section 5): one JSON file, a folder of CSV files
 (``locations.csv``, ``patients.csv``, ``sessions.csv``) or one of those files, into raw
 rows per entity. A file that cannot be read at all raises :class:`ImportInputError`
 (``reminders import`` exits 2); judging the rows is :mod:`reminders.clinic.records`' job.

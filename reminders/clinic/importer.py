@@ -1,4 +1,4 @@
-"""``reminders import``: upsert locations, patients and sessions from JSON or CSV (DESIGN section 5).
+"""``reminders import``: upsert locations, patients and sessions from JSON or CSV (docs/design.md section 5).
 
 The writer (:func:`apply_rows`) is shared with the clinic-database sync. It validates every row,
 stores the valid ones even when others are rejected, and writes in batches: existing rows are

@@ -1,6 +1,6 @@
 """Validation of one raw clinic row (JSON value, CSV string or SQL column) into a typed record.
 
-Pure functions shared by ``reminders import`` and the clinic-database sync (DESIGN section 5).
+Pure functions shared by ``reminders import`` and the clinic-database sync (docs/design.md section 5).
 Each ``validate_*`` returns the record plus field problems that did not reject the row
 (an unusable phone number or email), or a list of :class:`RowError` when the row is rejected.
 Messages name the field, never its value: phone numbers and emails are health information.

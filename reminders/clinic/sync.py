@@ -2,7 +2,7 @@
 
 ``REMINDERS_CLINIC_SOURCE_URL`` names the clinic database; ``REMINDERS_CLINIC_LOCATIONS_QUERY``
 (optional), ``..._PATIENTS_QUERY`` and ``..._SESSIONS_QUERY`` each return the contract's
-columns (DESIGN section 5), e.g. ``SELECT appt_id AS id, client_no AS patient_id, ...``.
+columns (docs/design.md section 5), e.g. ``SELECT appt_id AS id, client_no AS patient_id, ...``.
 Rows go through the same validation and writer as ``reminders import``: only rows that
 differ are updated, and only their patients are marked for re-planning. A bad row is
 reported and skipped; the rest of the pass goes on.

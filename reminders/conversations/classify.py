@@ -1,4 +1,4 @@
-"""Classification of an inbound message (DESIGN section 9), in this order:
+"""Classification of an inbound message (docs/design.md section 9), in this order:
 
 crisis language -> opt-out / opt-in / help keyword -> confirm (C) / reschedule (R) ->
 check-in score (only while a check-in is outstanding) -> free text.

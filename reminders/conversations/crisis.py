@@ -1,4 +1,4 @@
-"""Crisis screening of inbound text (DESIGN section 9).
+"""Crisis screening of inbound text (docs/design.md section 9).
 
 A miss is far worse than a false alarm, so the screen is deliberately generous:
 

@@ -16,7 +16,7 @@ Command = Literal["opt_out", "opt_in", "help"]
 # Twilio's default opt-out / opt-in / help keywords, plus their common Spanish equivalents.
 OPT_OUT = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout",
                      "alto", "parar", "detener", "baja"})
-# YES is a Twilio opt-in keyword; confirmations use C, never YES (DESIGN section 9).
+# YES is a Twilio opt-in keyword; confirmations use C, never YES (docs/design.md section 9).
 OPT_IN = frozenset({"start", "unstop", "yes", "si"})
 HELP = frozenset({"help", "info", "ayuda"})
 SPANISH_KEYWORDS = frozenset({"alto", "parar", "detener", "baja", "si", "ayuda"})

@@ -1,7 +1,7 @@
 """The texts of automatic replies, in English and Spanish.
 
 Replies are short, name no treatment or diagnosis (minimum necessary over SMS) and always
-give the clinic's number. The crisis wording is fixed by DESIGN section 9.
+give the clinic's number. The crisis wording is fixed by docs/design.md section 9.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from reminders.planning.policy import FixedTime, Offset, QuietHours
 def recipient_zone(
     *, patient_tz: str | None, location_tz: str | None, default: ZoneInfo
 ) -> ZoneInfo:
-    """Patient's zone, else the session location's, else the clinic's (DESIGN section 5)."""
+    """Patient's zone, else the session location's, else the clinic's (docs/design.md section 5)."""
     for name in (patient_tz, location_tz):
         if name:
             try:
@@ -95,7 +95,7 @@ def place_outside_quiet(
     min_lead: timedelta,
     margin: timedelta,
 ) -> Placement:
-    """Move a due time out of quiet hours (DESIGN section 6).
+    """Move a due time out of quiet hours (docs/design.md section 6).
 
     Pre-session messages go to the end of the quiet period when that is still ``min_lead``
     before the session, else to just before the period began (the evening before).

@@ -1,4 +1,4 @@
-"""The template context (DESIGN section 7): the variables a template may use, and their
+"""The template context (docs/design.md section 7): the variables a template may use, and their
 values for one message, formatted for the patient's language (Babel) and local zone.
 
 Absent things are empty strings, never missing, so a template renders the same way for
@@ -24,7 +24,7 @@ from reminders.settings import Settings
 
 DEFAULT_LANGUAGE = "en"
 
-# The template context (DESIGN 7): top-level name -> its attributes (None: a plain value).
+# The template context (docs/design.md section 7): top-level name -> its attributes (None: a plain value).
 VARIABLES: dict[str, tuple[str, ...] | None] = {
     "patient": ("first_name",),
     "session": ("date", "time", "kind", "series_number", "series_size", "confirmed"),
@@ -130,7 +130,7 @@ def build_context(
     reply_text: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The template variables of DESIGN 7; absent things are empty strings, never missing.
+    """The template variables of docs/design.md section 7; absent things are empty strings, never missing.
 
     Dates and times are in the patient's language (``language`` overrides it: pass the
     language of the template actually used, see :func:`render_for`) and local zone.

@@ -1,4 +1,4 @@
-"""``reminders import`` on real SQLite and PostgreSQL (DESIGN sections 3 and 5)."""
+"""``reminders import`` on real SQLite and PostgreSQL (docs/design.md sections 3 and 5)."""
 
 from __future__ import annotations
 

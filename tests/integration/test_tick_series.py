@@ -1,4 +1,4 @@
-"""`reminders tick --now T` over a patient's series reproduces the policy (DESIGN 6),
+"""`reminders tick --now T` over a patient's series reproduces the policy (docs/design.md section 6),
 through the real CLI, importer, planner, dispatcher and dry-run provider, on SQLite and PostgreSQL."""
 
 from __future__ import annotations

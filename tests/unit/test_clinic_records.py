@@ -1,4 +1,4 @@
-"""Row validation for clinic data (DESIGN section 5): pure, no database."""
+"""Row validation for clinic data (docs/design.md section 5): pure, no database."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """SendGrid's webhooks: the signed event webhook (delivery reports) and Inbound Parse
-(emailed replies, DESIGN sections 8 and 9).
+(emailed replies, docs/design.md sections 8 and 9).
 
 Events: an ECDSA signature over the timestamp and the raw body, checked with the key
 ``REMINDERS_SENDGRID_WEBHOOK_PUBLIC_KEY``; no key configured is 403 for everything (there

@@ -1,4 +1,4 @@
-"""Twilio's webhooks: inbound SMS (DESIGN sections 8 and 9) and delivery status callbacks.
+"""Twilio's webhooks: inbound SMS (docs/design.md sections 8 and 9) and delivery status callbacks.
 
 Both check the signature (:mod:`reminders.providers.twilio.signature`): no auth token
 configured, or a bad signature, is 403 and changes nothing. Every outcome is counted in
