@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  max sends in any 1 s window: {worst} -> {figures['verdict']}", flush=True)
 
         # Two worker processes sharing a PostgreSQL database (the supported multi-worker set-up):
-        # the rate is shared through the database (reminders/providers/shared_rate.py).
+        # the rate is shared through the database (reminders/providers/ratelimit.py).
         if not Postgres.available():
             report("rate", figures)
             return 0

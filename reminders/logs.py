@@ -22,7 +22,7 @@ def redact(text: str) -> str:
 
 
 class KeyValueFormatter(logging.Formatter):
-    """``2026-11-27T01:02:03 INFO reminders.dispatch message sent id=12 channel=sms``."""
+    """``2026-11-27T01:02:03 INFO reminders.dispatch.dispatcher message sent id=12 channel=sms``."""
 
     def format(self, record: logging.LogRecord) -> str:
         base = f"{self.formatTime(record, '%Y-%m-%dT%H:%M:%S')} {record.levelname} {record.name} {record.getMessage()}"

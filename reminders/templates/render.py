@@ -128,7 +128,7 @@ def render(
     """Render the live template; raises TemplateError naming the template, line and cause.
 
     SMS text is made GSM-7 where only look-alikes stand in the way (see
-    :func:`reminders.sms.smart_encode`), so "sesión" goes out as "sesion".
+    :func:`reminders.templates.sms.smart_encode`), so "sesión" goes out as "sesion".
     """
     source = resolve_template(db, settings, name=name, channel=channel, language=language)
     return render_source(source, context)
