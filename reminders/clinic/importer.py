@@ -233,8 +233,6 @@ def _chunks(db: Session, ids: Sequence[str]) -> Iterable[list[str]]:
         yield list(ids[start : start + size])
 
 
-
-
 def _existing_ids(db: Session, table: Table, ids: Iterable[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(db, sorted(set(ids))):

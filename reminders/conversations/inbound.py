@@ -52,7 +52,6 @@ from reminders.settings import Settings
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class InboundResult:
     inbound_id: int | None

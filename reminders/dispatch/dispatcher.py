@@ -39,7 +39,6 @@ from reminders.settings import Settings
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class DispatchReport:
     sent: int = 0

@@ -41,7 +41,6 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 MAX_VALIDITY_SECONDS = 36000
 
 
-
 class BaseUrlHttpClient(TwilioHttpClient):
     """The SDK's HTTP client, sending to ``base_url`` instead of api.twilio.com.
 
