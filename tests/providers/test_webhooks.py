@@ -310,3 +310,21 @@ def test_message_rows_untouched_by_unrelated_statuses(client: TestClient, sessio
     with session_factory() as db:
         statuses = {m.id: m.status for m in db.scalars(select(Message).where(Message.id.in_([planned, cancelled])))}
     assert statuses == {planned: "planned", cancelled: "cancelled"}
+
+
+def test_status_callbacks_share_the_inbound_signature_check(client: TestClient,
+                                                            session_factory: sessionmaker[Session]) -> None:
+    """One check for every Twilio webhook: the status callback also honours the algorithm that
+    X-Twilio-Webhooks-Signature-Settings names (HMAC-SHA256), and refuses a SHA-1 signature
+    sent under that header."""
+    settings_header = {"X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_test,algorithm=HMAC_SHA256"}
+    mid = add_message(session_factory, channel="sms")
+    params = callback("delivered")
+    url = f"{PUBLIC_URL}{TWILIO_PATH}?{urlencode({'mid': mid})}"
+    for algorithm, expected in (("HMAC_SHA1", 403), ("HMAC_SHA256", 200)):
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(url, params, algorithm=algorithm)
+        response = client.post(f"{TWILIO_PATH}?{urlencode({'mid': mid})}", content=urlencode(params),
+                               headers={"X-Twilio-Signature": signature, **settings_header,
+                                        "Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == expected, algorithm
+    assert get_message(session_factory, mid).status == "delivered"
