@@ -69,9 +69,6 @@ class DispatchReport:
         )
 
 
-# --- the dispatcher --------------------------------------------------------------------------
-
-
 @dataclass
 class Job:
     """A message cleared to go: rendered, and the row's state when it was claimed."""
@@ -114,7 +111,7 @@ class Dispatcher:
             at = now or self.clock()
             with self.session_factory() as db:
                 ids = store.claim_due(db, now=at, owner=self.owner, limit=self.settings.dispatch_batch_size,
-                                lease=timedelta(seconds=self.settings.lease_seconds))
+                                      lease=timedelta(seconds=self.settings.lease_seconds))
             if not ids:
                 break
             try:
@@ -240,7 +237,7 @@ class Dispatcher:
             log.exception("provider raised", extra={"fields": {"id": msg.id}})
             with self.session_factory() as db:
                 store.finish(db, msg.id, status="failed", reason=f"provider_exception: {type(exc).__name__}",
-                             from_status="sending")
+                                 from_status="sending")
                 db.commit()
             return "failed"
         MESSAGES_SENT.labels(msg.channel, provider.name).inc()
