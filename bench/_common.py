@@ -421,8 +421,8 @@ def bench_settings(**overrides: Any) -> Any:
     """Settings for a benchmark: dry-run providers, the repository's policy and templates."""
     from reminders.settings import load_settings
 
-    overrides.setdefault("policy_file", ROOT / "config" / "policy.yaml")
-    overrides.setdefault("templates_dir", ROOT / "config" / "templates")
+    overrides.setdefault("policy_file", None)  # the built-in defaults
+    overrides.setdefault("templates_dir", None)
     overrides.setdefault("sms_provider", "dryrun")
     overrides.setdefault("email_provider", "dryrun")
     return load_settings(**overrides)

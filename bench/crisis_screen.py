@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reminders.conversations.crisis import DEFAULT_PHRASES_FILE, CrisisScreen  # noqa: E402
+from reminders.conversations.crisis import CrisisScreen  # noqa: E402
+from reminders.defaults import CRISIS_PHRASES_FILE  # noqa: E402
 
 
 def load_labelled(path: Path) -> list[dict[str, object]]:
@@ -48,7 +49,7 @@ def evaluate(screen: CrisisScreen, rows: list[dict[str, object]]) -> dict[str, o
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", type=Path, default=ROOT / "tests" / "data" / "crisis_labelled.jsonl")
-    parser.add_argument("--phrases", type=Path, default=DEFAULT_PHRASES_FILE)
+    parser.add_argument("--phrases", type=Path, default=CRISIS_PHRASES_FILE)
     parser.add_argument("-v", "--verbose", action="store_true", help="list misses and false alarms")
     args = parser.parse_args()
     screen = CrisisScreen.from_file(args.phrases)

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
-    ROOT,
     bench_dir,
     bench_settings,
     consenting_patients,
@@ -106,8 +105,6 @@ def main(argv: list[str] | None = None) -> int:
             "REMINDERS_DATABASE_URL": f"sqlite:///{db_path}",
             "REMINDERS_DRYRUN_DIR": str(work / "dry"),
             "REMINDERS_HTTP_PORT": str(port),
-            "REMINDERS_POLICY_FILE": str(ROOT / "config" / "policy.yaml"),
-            "REMINDERS_TEMPLATES_DIR": str(ROOT / "config" / "templates"),
         })
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([DAEMON, "run"], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -46,7 +46,7 @@ class Runtime:
         A first load that fails raises; a later edit that fails validation is logged and
         the last good policy stays in force.
         """
-        path = self.settings.policy_file
+        path = self.settings.policy_path
         try:
             stat = path.stat()
             stamp: tuple[float, int] | None = (stat.st_mtime, stat.st_size)

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from reminders import defaults
 from reminders.errors import ConfigError
 
 PREFIX = "REMINDERS_"
@@ -58,8 +59,10 @@ class Settings(BaseSettings):
     clinic_name: str = "Lakeside Wellness Clinic (demo)"
     clinic_phone: str = "+14105550100"
     default_region: str = "US"
-    policy_file: Path = Path("config/policy.yaml")
-    templates_dir: Path = Path("config/templates")
+    # None: the built-in defaults (package data, reminders/defaults); `reminders init` writes
+    # editable copies and points these at them.
+    policy_file: Path | None = None
+    templates_dir: Path | None = None
 
     # Providers
     sms_provider: Literal["dryrun", "twilio"] = "dryrun"
@@ -144,14 +147,19 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown phone region {value!r}")
         return value
 
-    @field_validator("policy_file", "templates_dir")
+    @field_validator("policy_file")
     @classmethod
-    def _find_config(cls, value: Path) -> Path:
-        """Relative paths resolve against the working directory, else the source checkout."""
-        if value.is_absolute() or value.exists():
-            return value
-        beside_package = Path(__file__).resolve().parent.parent / value
-        return beside_package if beside_package.exists() else value
+    def _policy_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no policy file at {value} (unset it to use the built-in policy)")
+        return value
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _templates_exist(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"no folder at {value} (unset it to use the built-in templates)")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -169,6 +177,26 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def policy_path(self) -> Path:
+        """The policy in force: the clinic's file, else the built-in default."""
+        return self.policy_file if self.policy_file is not None else defaults.POLICY_FILE
+
+    @property
+    def template_dirs(self) -> list[Path]:
+        """Where templates are looked for, first match wins: the clinic's overrides, then
+        the built-in defaults."""
+        found = [defaults.TEMPLATES_DIR]
+        if self.templates_dir is not None:
+            found.insert(0, self.templates_dir)
+        return found
+
+    @property
+    def crisis_phrases_path(self) -> Path:
+        if self.crisis_phrases_file is not None:
+            return self.crisis_phrases_file
+        return defaults.CRISIS_PHRASES_FILE
 
     @property
     def oncall_phone_list(self) -> list[str]:

@@ -93,8 +93,8 @@ def make_test_settings(db_url: str, tmp_path: Path, **overrides: object) -> Sett
     values: dict[str, object] = {
         "database_url": db_url,
         "dryrun_dir": tmp_path / "outbox",
-        "policy_file": ROOT / "config" / "policy.yaml",
-        "templates_dir": ROOT / "config" / "templates",
+        "policy_file": None,  # the built-in defaults
+        "templates_dir": None,
         "timezone": "America/New_York",
         "secret_key": "test-secret-key-0123456789abcdef",
         "public_url": "http://testserver",

@@ -13,7 +13,7 @@ A miss is far worse than a false alarm, so the screen is deliberately generous:
 - negations never suppress a hit: "I'm not suicidal" is shown to staff (a false alarm)
   because "I'm not suicidal but I keep thinking about ending it" must not be missed.
 
-The phrase lists live in a YAML file (``config/crisis_phrases.yaml`` by default,
+The phrase lists live in a YAML file (the built-in ``reminders/defaults/crisis_phrases.yaml``,
 ``REMINDERS_CRISIS_PHRASES_FILE`` to change it): ``{language: [phrase, ...]}``.
 """
 
@@ -29,8 +29,6 @@ import yaml
 
 from reminders.errors import ConfigError
 from reminders.settings import Settings
-
-DEFAULT_PHRASES_FILE = Path(__file__).resolve().parents[2] / "config" / "crisis_phrases.yaml"
 
 # Look-alike characters people use (or phones produce) in place of letters.
 _LOOKALIKES = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "i"})
@@ -264,14 +262,6 @@ class CrisisScreen:
         return None
 
 
-def phrases_path(settings: Settings) -> Path:
-    if settings.crisis_phrases_file is not None:
-        return settings.crisis_phrases_file
-    if DEFAULT_PHRASES_FILE.exists():
-        return DEFAULT_PHRASES_FILE
-    return Path("config/crisis_phrases.yaml")
-
-
 @lru_cache(maxsize=8)
 def _load(path: Path, mtime: float) -> CrisisScreen:
     return CrisisScreen.from_file(path)
@@ -279,7 +269,7 @@ def _load(path: Path, mtime: float) -> CrisisScreen:
 
 def screen_for(settings: Settings) -> CrisisScreen:
     """The configured screen, re-read when the file changes (staff edit the lists)."""
-    path = phrases_path(settings)
+    path = settings.crisis_phrases_path
     try:
         mtime = path.stat().st_mtime
     except OSError as exc:

@@ -1,5 +1,6 @@
-"""Finding templates. A template is identified by (name, channel, language). Shipped
-defaults live under ``settings.templates_dir``::
+"""Finding templates. A template is identified by (name, channel, language). Template files
+live in folders (``settings.template_dirs``: the clinic's ``REMINDERS_TEMPLATES_DIR``
+overrides first, then the built-in defaults shipped in :mod:`reminders.defaults`)::
 
     <lang>/<name>.sms.j2              SMS body
     <lang>/<name>.email.subject.j2    email subject (one line)
@@ -8,8 +9,8 @@ defaults live under ``settings.templates_dir``::
 
 Staff versions live in ``template_versions`` (see :mod:`reminders.templates.versions`);
 the highest version of a (name, channel, language) overrides the file. Languages fall
-back ``es-MX`` -> ``es`` -> ``en``, and at each step a database version beats the file of
-the same language. Files are re-read only when their modification time changes.
+back ``es-MX`` -> ``es`` -> ``en``, and at each step a database version beats the files of
+the same language, and an override file beats the built-in one. Files are re-read only when their modification time changes.
 """
 
 from __future__ import annotations
@@ -50,7 +51,15 @@ def _read(path: Path) -> str | None:
 def _file_source(
     settings: Settings, name: str, channel: str, language: str
 ) -> TemplateSource | None:
-    folder = Path(settings.templates_dir) / language
+    for root in settings.template_dirs:
+        found = _file_source_in(root, name, channel, language)
+        if found is not None:
+            return found
+    return None
+
+
+def _file_source_in(root: Path, name: str, channel: str, language: str) -> TemplateSource | None:
+    folder = root / language
     parts = {
         part: _read(folder / f"{name}{suffix}") for part, suffix in _FILE_SUFFIXES[channel].items()
     }
@@ -59,7 +68,8 @@ def _file_source(
     where = f"template {name}/{channel}/{language} (file)"
     if parts["body"] is None:
         raise TemplateError(f"{where}: missing {folder / (name + _FILE_SUFFIXES[channel]['body'])}")
-    if channel == "email" and parts["subject"] is None:
+    subject = parts.get("subject")
+    if channel == "email" and subject is None:
         raise TemplateError(
             f"{where}: missing {folder / (name + _FILE_SUFFIXES['email']['subject'])}"
         )
@@ -68,9 +78,26 @@ def _file_source(
         channel=channel,  # type: ignore[arg-type]
         language=language,
         body=parts["body"],
-        subject=parts["subject"].strip() if parts.get("subject") is not None else None,  # type: ignore[union-attr]
+        subject=subject.strip() if subject is not None else None,
         html=parts.get("html"),
     )
+
+
+def _file_keys(settings: Settings, parts: str = "all") -> set[tuple[str, str, str]]:
+    """(name, channel, language) of every template file in any template folder; with
+    ``parts="body"`` only body files count."""
+    keys: set[tuple[str, str, str]] = set()
+    for root in settings.template_dirs:
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            for path in folder.iterdir():
+                for channel, suffixes in _FILE_SUFFIXES.items():
+                    wanted = [suffixes["body"]] if parts == "body" else list(suffixes.values())
+                    for suffix in wanted:
+                        if path.name.endswith(suffix):
+                            keys.add((path.name[: -len(suffix)], channel, folder.name))
+    return keys
 
 
 def _from_row(row: TemplateVersion) -> TemplateSource:
@@ -145,17 +172,9 @@ def resolve_template(
 
 
 def file_templates(settings: Settings) -> list[TemplateSource]:
-    """Every shipped template file set (raises TemplateError for an incomplete email set)."""
-    root = Path(settings.templates_dir)
-    keys: set[tuple[str, str, str]] = set()
-    if root.is_dir():
-        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-            for path in folder.iterdir():
-                for channel, suffixes in _FILE_SUFFIXES.items():
-                    for suffix in suffixes.values():
-                        if path.name.endswith(suffix):
-                            keys.add((path.name[: -len(suffix)], channel, folder.name))
-    found = [_file_source(settings, name, channel, lang) for name, channel, lang in sorted(keys)]
+    """The live file version of every template (raises TemplateError for an incomplete
+    email set)."""
+    found = [_file_source(settings, *key) for key in sorted(_file_keys(settings))]
     return [source for source in found if source is not None]
 
 
@@ -167,15 +186,7 @@ def db_templates(db: Session) -> list[TemplateSource]:
 
 def list_templates(db: Session | None, settings: Settings) -> list[TemplateInfo]:
     """All templates, each with where its live version comes from ("file" or "db v3")."""
-    found: dict[tuple[str, str, str], str] = {}
-    root = Path(settings.templates_dir)
-    if root.is_dir():
-        for folder in (p for p in root.iterdir() if p.is_dir()):
-            for path in folder.iterdir():
-                for channel, suffixes in _FILE_SUFFIXES.items():
-                    suffix = suffixes["body"]
-                    if path.name.endswith(suffix):
-                        found[(path.name[: -len(suffix)], channel, folder.name)] = "file"
+    found = {key: "file" for key in _file_keys(settings, parts="body")}
     if db is not None:
         for row in _latest_rows(db):
             found[(row.name, row.channel, row.language)] = f"db v{row.version}"

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from reminders.conversations.crisis import DEFAULT_PHRASES_FILE, CrisisScreen, edit_distance, tokens
+from reminders.conversations.crisis import CrisisScreen, edit_distance, tokens
+from reminders.defaults import CRISIS_PHRASES_FILE
 
 LABELLED = Path(__file__).resolve().parents[1] / "data" / "crisis_labelled.jsonl"
 
 
 @pytest.fixture(scope="module")
 def screen() -> CrisisScreen:
-    return CrisisScreen.from_file(DEFAULT_PHRASES_FILE)
+    return CrisisScreen.from_file(CRISIS_PHRASES_FILE)
 
 
 def _rows() -> list[dict[str, object]]:

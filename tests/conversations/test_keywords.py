@@ -5,10 +5,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reminders.conversations.classify import classify
-from reminders.conversations.crisis import DEFAULT_PHRASES_FILE, CrisisScreen
+from reminders.conversations.crisis import CrisisScreen
 from reminders.conversations.keywords import keyword_command, parse_score
+from reminders.defaults import CRISIS_PHRASES_FILE
 
-SCREEN = CrisisScreen.from_file(DEFAULT_PHRASES_FILE)
+SCREEN = CrisisScreen.from_file(CRISIS_PHRASES_FILE)
 
 
 @pytest.mark.parametrize(

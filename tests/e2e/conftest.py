@@ -34,6 +34,7 @@ from reminders.db.models import (
     StaffUser,
     TreatmentSession,
 )
+from reminders.defaults import POLICY_FILE
 from reminders.runtime import Runtime
 from reminders.web.app import create_app
 from reminders.web.staff.auth import new_one_time_password
@@ -112,7 +113,7 @@ def seed(runtime: Runtime) -> str:
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     tmp = tmp_path_factory.mktemp("e2e")
     policy = tmp / "policy.yaml"
-    shutil.copyfile(ROOT / "config" / "policy.yaml", policy)
+    shutil.copyfile(POLICY_FILE, policy)
     settings = make_test_settings(f"sqlite:///{tmp / 'e2e.db'}", tmp, policy_file=policy,
                                   clinic_name="Lakeside Clinic", clinic_phone="+14105550100")
     port = _free_port()

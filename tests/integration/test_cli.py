@@ -21,8 +21,6 @@ def env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REMINDERS_DATABASE_URL", db_url)
     monkeypatch.setenv("REMINDERS_DRYRUN_DIR", str(tmp_path / "outbox"))
-    monkeypatch.setenv("REMINDERS_POLICY_FILE", str(ROOT / "config" / "policy.yaml"))
-    monkeypatch.setenv("REMINDERS_TEMPLATES_DIR", str(ROOT / "config" / "templates"))
     return tmp_path
 
 

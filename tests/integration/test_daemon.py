@@ -49,8 +49,6 @@ def env_for(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     env.update({
         "REMINDERS_DATABASE_URL": db_url,
         "REMINDERS_DRYRUN_DIR": str(tmp_path / "outbox"),
-        "REMINDERS_POLICY_FILE": str(ROOT / "config" / "policy.yaml"),
-        "REMINDERS_TEMPLATES_DIR": str(ROOT / "config" / "templates"),
         "REMINDERS_SECRET_KEY": "test-secret-key-0123456789abcdef",
         "REMINDERS_PASS_INTERVAL_SECONDS": "0.2",
         "REMINDERS_PLAN_INTERVAL_SECONDS": "0.5",

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from reminders.cli import main
 from reminders.db.engine import session_scope
 from reminders.db.models import Location, Patient, TemplateVersion, TreatmentSession
+from reminders.defaults import POLICY_FILE, TEMPLATES_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,11 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the CLI at the test database; returns a private copy of the shipped templates."""
     templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "config" / "templates", templates)
+    shutil.copytree(TEMPLATES_DIR, templates)
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("REMINDERS_DATABASE_URL", db_url)
     monkeypatch.setenv("REMINDERS_TEMPLATES_DIR", str(templates))
-    monkeypatch.setenv("REMINDERS_POLICY_FILE", str(ROOT / "config" / "policy.yaml"))
     monkeypatch.setenv("REMINDERS_PUBLIC_URL", "http://testserver")
     return templates
 
@@ -85,14 +85,31 @@ def test_check_reports_broken_files_and_warnings(
 
 
 def test_check_finds_templates_the_policy_needs(
-    env: Path, capsys: pytest.CaptureFixture[str]
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (env / "en" / "ride_home.sms.j2").unlink()
+    policy = env.parent / "policy.yaml"
+    policy.write_text(
+        POLICY_FILE.read_text().replace("template: ride_home\n", "template: ride_home_v2\n")
+    )
+    monkeypatch.setenv("REMINDERS_POLICY_FILE", str(policy))
     assert main(["templates", "check"]) == 1
     assert (
-        "ride_home/sms/en: error: missing, but policy rule infusion-ride-sms sends it"
+        "ride_home_v2/sms/en: error: missing, but policy rule infusion-ride-sms sends it"
         in capsys.readouterr().out
     )
+
+
+def test_an_override_file_beats_the_built_in_and_falls_back_when_removed(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (env / "en" / "ride_home.sms.j2").write_text("Clinic's own ride text for {{ patient.first_name }}.")
+    assert main(["templates", "show", "ride_home", "--channel", "sms"]) == 0
+    assert "Clinic's own ride text" in capsys.readouterr().out
+    shutil.rmtree(env / "en")  # an override folder may hold only some templates
+    assert main(["templates", "show", "ride_home", "--channel", "sms"]) == 0
+    out = capsys.readouterr().out
+    assert "Clinic's own ride text" not in out
+    assert out.count("\n") > 2 and (TEMPLATES_DIR / "en" / "ride_home.sms.j2").read_text()[:40] in out
 
 
 def test_check_unknown_name(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,8 +24,6 @@ def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callabl
     for key, value in {
         "REMINDERS_DATABASE_URL": db_url,
         "REMINDERS_DRYRUN_DIR": str(tmp_path / "outbox"),
-        "REMINDERS_POLICY_FILE": str(ROOT / "config" / "policy.yaml"),
-        "REMINDERS_TEMPLATES_DIR": str(ROOT / "config" / "templates"),
         "REMINDERS_TIMEZONE": "America/New_York",
         "REMINDERS_SECRET_KEY": "test-secret-key-0123456789abcdef",
     }.items():

@@ -25,8 +25,6 @@ def real_providers(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.chdir(tmp_path)
     for key, value in {
         "REMINDERS_DATABASE_URL": db_url,
-        "REMINDERS_POLICY_FILE": str(ROOT / "config" / "policy.yaml"),
-        "REMINDERS_TEMPLATES_DIR": str(ROOT / "config" / "templates"),
         "REMINDERS_SMS_PROVIDER": "twilio",
         "REMINDERS_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "REMINDERS_TWILIO_AUTH_TOKEN": "twilio-test-token",

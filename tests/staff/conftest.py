@@ -13,11 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.db.models import StaffUser
+from reminders.defaults import POLICY_FILE
 from reminders.runtime import Runtime
 from reminders.settings import Settings
 from reminders.web.app import create_app
 from reminders.web.staff.auth import hash_password
-from tests.conftest import ROOT, make_test_settings
+from tests.conftest import make_test_settings
 
 PASSWORD = "correct horse battery"
 _CSRF_RE = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
@@ -32,7 +33,7 @@ def csrf_of(html: str) -> str:
 @pytest.fixture
 def staff_settings(db_url: str, tmp_path: Path) -> Settings:
     policy = tmp_path / "policy.yaml"
-    policy.write_text((ROOT / "config" / "policy.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    policy.write_text(POLICY_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     return make_test_settings(db_url, tmp_path, policy_file=policy, clinic_name="Lakeside Clinic",
                               clinic_phone="+14105550100")
 

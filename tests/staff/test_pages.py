@@ -20,6 +20,7 @@ from reminders.db.models import (
     StaffUser,
     TreatmentSession,
 )
+from reminders.defaults import POLICY_FILE
 from reminders.runtime import Runtime
 from reminders.web.staff import auth
 from tests.staff.conftest import SignedIn, csrf_of, login
@@ -111,6 +112,19 @@ def test_policy_editor_validates_before_saving(admin_client: SignedIn, runtime: 
     assert "3 hours before the session starts" in admin_client.client.get("/staff/policy").text
     with factory() as db:
         assert db.scalars(select(AuditLog).where(AuditLog.action == "policy.save")).one()
+
+
+def test_the_built_in_policy_is_shown_but_never_written(
+    admin_client: SignedIn, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime.settings, "policy_file", None)  # no REMINDERS_POLICY_FILE
+    built_in = POLICY_FILE.read_text(encoding="utf-8")
+    page = admin_client.client.get("/staff/policy")
+    assert page.status_code == 200 and "infusion-day-before-sms" in page.text
+    assert "reminders init" in page.text and "<textarea" not in page.text
+    response = admin_client.post("/staff/policy", {"text": built_in.replace("-2h", "-3h", 1)})
+    assert response.status_code == 409 and "REMINDERS_POLICY_FILE" in response.text
+    assert POLICY_FILE.read_text(encoding="utf-8") == built_in
 
 
 def test_send_me_a_test_queues_a_message_to_the_staff_member(admin_client: SignedIn,

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reminders.defaults import POLICY_FILE
 from reminders.planning.planner import (
     SessionFacts,
     derive_series,
@@ -22,7 +23,7 @@ from reminders.planning.policy import load_policy
 from reminders.planning.timecalc import quiet_period, recipient_zone
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICY = load_policy(ROOT / "config" / "policy.yaml")
+POLICY = load_policy(POLICY_FILE)
 ZONES = ["America/New_York", "America/Los_Angeles", "Europe/London", "Australia/Sydney"]
 NY = ZoneInfo("America/New_York")
 

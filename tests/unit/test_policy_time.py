@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reminders.defaults import POLICY_FILE
 from reminders.errors import PolicyError
 from reminders.planning.policy import FixedTime, Offset, QuietHours, load_policy, parse_policy
 from reminders.planning.timecalc import (
@@ -130,7 +131,7 @@ def test_checkins_move_to_the_end_of_quiet_hours(due: datetime, tz: ZoneInfo) ->
 
 
 def test_shipped_policy_loads() -> None:
-    policy = load_policy(ROOT / "config" / "policy.yaml")
+    policy = load_policy(POLICY_FILE)
     names = [r.name for r in policy.rules]
     assert "infusion-day-before-sms" in names and policy.quiet("email") is None
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reminders.defaults import POLICY_FILE
 from reminders.errors import PolicyError
 from reminders.runtime import Runtime
 from tests.conftest import make_test_settings
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_policy_file_is_reloaded_when_it_changes(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
-    original = (ROOT / "config" / "policy.yaml").read_text()
+    original = POLICY_FILE.read_text()
     path.write_text(original)
     rt = Runtime(make_test_settings(f"sqlite:///{tmp_path / 'x.db'}", tmp_path, policy_file=path))
     first = rt.policy

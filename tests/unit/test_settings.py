@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import reminders
 from reminders.errors import ConfigError
 from reminders.settings import load_settings
 
@@ -31,7 +32,22 @@ def test_defaults_match_the_contract() -> None:
     assert (s.smtp_port, s.smtp_security) == (587, "starttls")
     assert s.public_url == "http://127.0.0.1:8000"
     assert (s.http_host, s.http_port) == ("127.0.0.1", 8000)
-    assert s.policy_file.name == "policy.yaml" and s.policy_file.exists()
+    # The contract: unset policy and templates mean the built-in defaults (package data).
+    assert s.policy_file is None and s.templates_dir is None
+    assert s.policy_path.is_file() and s.policy_path.is_relative_to(Path(reminders.__file__).parent)
+    assert s.template_dirs == [s.template_dirs[0]] and (s.template_dirs[0] / "en").is_dir()
+
+
+def test_policy_and_template_overrides_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMINDERS_POLICY_FILE", str(tmp_path / "nope.yaml"))
+    with pytest.raises(ConfigError, match="REMINDERS_POLICY_FILE: .*no policy file at .*nope.yaml"):
+        load_settings()
+    monkeypatch.delenv("REMINDERS_POLICY_FILE")
+    monkeypatch.setenv("REMINDERS_TEMPLATES_DIR", str(tmp_path / "mine"))
+    with pytest.raises(ConfigError, match="REMINDERS_TEMPLATES_DIR: .*no folder at .*mine"):
+        load_settings()
+    (tmp_path / "mine").mkdir()
+    assert load_settings().template_dirs[0] == tmp_path / "mine"
 
 
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

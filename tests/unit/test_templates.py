@@ -12,6 +12,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from reminders.db.models import Location, Patient, TreatmentSession
+from reminders.defaults import TEMPLATES_DIR
 from reminders.settings import Settings, load_settings
 from reminders.templates.check import check_source, check_template, sensitive_hits
 from reminders.templates.context import (
@@ -28,7 +29,7 @@ from reminders.templates.source import TemplateError, TemplateSource
 from reminders.templates.store import file_templates, list_templates, resolve_template
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ROOT / "config" / "templates"
+TEMPLATES = TEMPLATES_DIR
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # the sample session is then Tue 1 Dec 09:00
 
 PATIENT_TEMPLATES = {

@@ -57,10 +57,18 @@ def describe_when(rule: Rule) -> str:
     return ""
 
 
+# The built-in policy is package data (read-only in an installed package, and replaced by
+# every upgrade): edits go to a file of the clinic's own.
+BUILT_IN_POLICY = (
+    "This is the built-in policy, which cannot be edited here. To change it, run "
+    "`reminders init` on the server and set REMINDERS_POLICY_FILE to the policy.yaml it writes."
+)
+
+
 def _policy_page(request: Request, staff: Staff, *, text: str | None = None, error: str | None = None,
                  notice: str | None = None, status_code: int = 200) -> Response:
     settings = settings_of(request)
-    path = Path(settings.policy_file)
+    path = settings.policy_path
     try:
         policy: Policy | None = load_policy(path)
         load_error = None
@@ -75,7 +83,7 @@ def _policy_page(request: Request, staff: Staff, *, text: str | None = None, err
     running = runtime_of(request).policy.fingerprint()
     return render(request, "policy.html", {
         "policy": policy, "rows": rows, "text": text, "error": error or load_error, "notice": notice,
-        "policy_path": path, "stale": policy is not None and policy.fingerprint() != running,
+        "policy_path": path, "built_in": settings.policy_file is None, "stale": policy is not None and policy.fingerprint() != running,
     }, staff=staff, status_code=status_code)
 
 
@@ -114,8 +122,10 @@ def policy_save(
         return _policy_page(request, staff, text=text, error=f"not valid YAML: {exc}", status_code=422)
     except PolicyError as exc:
         return _policy_page(request, staff, text=text, error=str(exc), status_code=422)
+    if settings_of(request).policy_file is None:
+        return _policy_page(request, staff, text=text, error=BUILT_IN_POLICY, status_code=409)
     runtime = runtime_of(request)
-    path = Path(settings_of(request).policy_file)
+    path = settings_of(request).policy_path
     before = runtime.policy.fingerprint()
     write_atomically(path, text if text.endswith("\n") else text + "\n")
     # Every worker re-reads the file when it changes (Runtime.policy), this one at once.
