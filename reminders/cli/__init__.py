@@ -1,7 +1,8 @@
 """The ``reminders`` command line (docs/design.md section 3).
 
 Each command is ``func(args, runtime) -> exit status``, registered by the module of its
-group (``worker``, ``outbox``, ``clinic``, ``templates``, ``inbound``, ``staff``) with what
+group (``worker``, ``outbox``, ``clinic``, ``templates``, ``inbound``, ``staff``,
+``init``) with what
 it needs first (:func:`reminders.cli.common.command`): the provider settings and policy
 validated, the schema migrated or merely required. Expected failures (bad input, bad
 configuration) print one line on stderr and exit non-zero, here, for every command; no
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import OperationalError
 
-from reminders.cli import clinic, inbound, outbox, staff, templates, worker
+from reminders.cli import clinic, inbound, init, outbox, staff, templates, worker
 from reminders.errors import ConfigError, PolicyError, UsageError
 from reminders.logs import configure_logging
 from reminders.runtime import Runtime
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (worker, outbox, clinic, templates, inbound, staff):
+    for group in (worker, outbox, clinic, templates, inbound, staff, init):
         group.register(sub)
     return parser
 

@@ -70,6 +70,9 @@ def configuration_report(rt: Runtime) -> tuple[list[str], bool]:
     ok = True
     lines.append(f"database: {s.database_url.split('@')[-1]}")
     lines.append(f"policy: {s.policy_file or 'built-in'} ({len(rt.policy.rules)} rules)")
+    lines.append(
+        f"templates: {s.templates_dir}, over the built-in" if s.templates_dir else "templates: built-in"
+    )
     lines.append(f"sms provider: {s.sms_provider}; email provider: {s.email_provider}")
     missing = s.provider_problems()
     if missing:
