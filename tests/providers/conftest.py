@@ -23,10 +23,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = Path(os.environ.get("REMINDERS_SPECS_DIR", ROOT.parent / "shared" / "specs"))
+SPECS = ROOT / "tests" / "specs"  # the official specs, copied in with their licences
 TWILIO_SPEC = SPECS / "twilio_api_v2010.json"
 SENDGRID_SPEC = SPECS / "tsg_mail_v3.json"
 PRISM_START_TIMEOUT = 60.0
+assert TWILIO_SPEC.is_file() and SENDGRID_SPEC.is_file(), f"the provider specs belong in {SPECS}"
 
 
 def _unavailable(reason: str) -> None:
