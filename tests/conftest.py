@@ -3,6 +3,10 @@
 ``db_url`` is parametrised over both backends and gives a fresh, migrated, empty database.
 PostgreSQL tests are skipped when no server binaries exist, unless
 ``REMINDERS_TEST_REQUIRE_PG=1`` (set by ``make test`` and CI), where that is an error.
+
+Staff passwords are hashed with argon2's cheapest profile here (the production cost made
+login-heavy tests several times slower); ``PRODUCTION_HASHER`` is the one the code ships
+with, and one test checks its cost and the upgrade of a cheap hash at login.
 """
 
 from __future__ import annotations
@@ -14,15 +18,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher, profiles
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.db.engine import make_engine, make_session_factory
 from reminders.db.migrate import upgrade
 from reminders.settings import Settings, load_settings
+from reminders.web.staff import auth
 from tests.pgcluster import PgCluster, find_pg_bin
 
 ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION_HASHER = auth.use_hasher(PasswordHasher.from_parameters(profiles.CHEAPEST))
 _counter = itertools.count()
 
 

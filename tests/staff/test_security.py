@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from argon2 import Type, extract_parameters
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +22,7 @@ from reminders.db.models import (
     TemplateVersion,
 )
 from reminders.web.staff import auth
+from tests.conftest import PRODUCTION_HASHER
 from tests.staff.conftest import PASSWORD, SignedIn, csrf_of, login, sign_in
 
 PAGES = [
@@ -221,6 +223,29 @@ def test_lock_grows_with_more_failures() -> None:
     assert auth.lock_length(5) == auth.FIRST_LOCK
     assert auth.lock_length(6) == auth.FIRST_LOCK * 2
     assert auth.lock_length(50) == auth.MAX_LOCK
+
+
+def test_production_hashing_cost_and_a_weaker_hash_is_upgraded_at_login(
+    app_client: TestClient, make_user: Callable[..., str], factory: sessionmaker[Session]
+) -> None:
+    """The suite hashes cheaply (tests/conftest.py); this is the cost the code ships with."""
+    make_user("a@clinic.test")  # hashed with the suite's cheap profile
+    cheap = auth.use_hasher(PRODUCTION_HASHER)
+    try:
+        stored = auth.hash_password(PASSWORD)
+        params = extract_parameters(stored)
+        assert params.type is Type.ID and params.time_cost >= 3
+        assert params.memory_cost >= 64 * 1024 and params.parallelism >= 1
+        assert auth.verify_password(stored, PASSWORD) and not auth.verify_password(stored, "wrong")
+        with factory() as db:
+            before = db.scalars(select(StaffUser)).one().password_hash
+        assert extract_parameters(before).memory_cost < params.memory_cost
+        assert login(app_client, "a@clinic.test", PASSWORD).status_code == 303
+        with factory() as db:
+            after = db.scalars(select(StaffUser)).one().password_hash
+        assert extract_parameters(after) == params and auth.verify_password(after, PASSWORD)
+    finally:
+        auth.use_hasher(cheap)
 
 
 def test_unknown_email_and_open_redirect(app_client: TestClient, make_user: Callable[..., str]) -> None:

@@ -45,12 +45,30 @@ ONE_TIME_PREFIX = "onetime:"
 MIN_PASSWORD_LENGTH = 10
 ROLES = ("admin", "staff")
 
+# argon2id at argon2-cffi's default (RFC 9106 low-memory profile: t=3, 64 MiB, p=4).
 _hasher = PasswordHasher()
-# Verified against for unknown emails, so they take as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# Verified against for unknown emails, so they take as long as a wrong password; made at
+# the first such login, not at import (every CLI command imports this module).
+_dummy_hash: str | None = None
 
 
 # --- passwords -------------------------------------------------------------------------------
+
+
+def use_hasher(hasher: PasswordHasher) -> PasswordHasher:
+    """Hash new passwords with ``hasher`` from now on (existing hashes verify with their own
+    parameters, and are rehashed at the next login); returns the previous one. The test
+    suite uses argon2's cheapest profile this way; production never calls it."""
+    global _hasher, _dummy_hash
+    previous, _hasher, _dummy_hash = _hasher, hasher, None
+    return previous
+
+
+def _dummy() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
+    return _dummy_hash
 
 
 def hash_password(password: str) -> str:
@@ -69,7 +87,7 @@ def must_change_password(user: StaffUser) -> bool:
 
 def verify_password(stored: str | None, password: str) -> bool:
     if not stored:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy(), password)
         return False
     return _verify(stored.removeprefix(ONE_TIME_PREFIX), password)
 
