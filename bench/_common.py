@@ -44,8 +44,14 @@ LOCATIONS = [
     ("loc-west", "Bayview", "America/Los_Angeles"),
     ("loc-az", "Desert", "America/Phoenix"),
 ]
-PATIENT_ZONES = ["America/New_York", "America/Chicago", "America/Los_Angeles", "America/Phoenix",
-                 "America/Anchorage", "Pacific/Honolulu"]
+PATIENT_ZONES = [
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "America/Phoenix",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+]
 
 # A fixed "now" for the deterministic benchmarks: Monday 2 March 2026, 19:00 UTC = 14:00 in New
 # York, 11:00 in Los Angeles, 09:00 in Honolulu (daytime in every zone used, so SMS quiet hours do
@@ -109,7 +115,9 @@ def postgres_version() -> str | None:
         return None
     import subprocess
 
-    out = subprocess.run([str(pg_bin / "postgres"), "--version"], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [str(pg_bin / "postgres"), "--version"], capture_output=True, text=True, check=False
+    )
     return out.stdout.strip().split()[2] if out.returncode == 0 else None
 
 
@@ -227,14 +235,24 @@ class Postgres:
 def seed_policy_fingerprint(engine: Engine, policy: Any) -> None:
     """Record the policy as already applied, so the planner leaves hand-made outboxes alone."""
     with engine.begin() as conn:
-        conn.execute(insert(WorkerState.__table__), [{"key": "policy_fingerprint", "value": policy.fingerprint(),
-                                                      "updated_at": datetime.now(UTC)}])
+        conn.execute(
+            insert(WorkerState.__table__),
+            [
+                {
+                    "key": "policy_fingerprint",
+                    "value": policy.fingerprint(),
+                    "updated_at": datetime.now(UTC),
+                }
+            ],
+        )
 
 
 # --- synthetic clinic data ---------------------------------------------------------------------
 
 
-def insert_chunked(engine: Engine, table: Any, rows: Iterable[dict[str, Any]], chunk: int = 20_000) -> int:
+def insert_chunked(
+    engine: Engine, table: Any, rows: Iterable[dict[str, Any]], chunk: int = 20_000
+) -> int:
     count = 0
     batch: list[dict[str, Any]] = []
     stmt = insert(table)
@@ -253,18 +271,48 @@ def insert_chunked(engine: Engine, table: Any, rows: Iterable[dict[str, Any]], c
 
 def insert_locations(engine: Engine) -> None:
     now = datetime.now(UTC)
-    insert_chunked(engine, Location.__table__, (
-        {"id": loc_id, "name": name, "address": f"{i + 1} Main St", "phone": f"+1410555010{i}",
-         "timezone": tz, "updated_at": now}
-        for i, (loc_id, name, tz) in enumerate(LOCATIONS)
-    ))
+    insert_chunked(
+        engine,
+        Location.__table__,
+        (
+            {
+                "id": loc_id,
+                "name": name,
+                "address": f"{i + 1} Main St",
+                "phone": f"+1410555010{i}",
+                "timezone": tz,
+                "updated_at": now,
+            }
+            for i, (loc_id, name, tz) in enumerate(LOCATIONS)
+        ),
+    )
 
 
-FIRST_NAMES = ["Ana", "Ben", "Chloe", "Diego", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jamal", "Kim", "Luis"]
+FIRST_NAMES = [
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Diego",
+    "Emma",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jamal",
+    "Kim",
+    "Luis",
+]
 
 
-def patient_row(i: int, rng: random.Random, *, needs_plan: bool = True, timezone: str | None = None,
-                sms_consent: bool | None = None, email_consent: bool | None = None) -> dict[str, Any]:
+def patient_row(
+    i: int,
+    rng: random.Random,
+    *,
+    needs_plan: bool = True,
+    timezone: str | None = None,
+    sms_consent: bool | None = None,
+    email_consent: bool | None = None,
+) -> dict[str, Any]:
     pid = f"p{i:07d}"
     return {
         "id": pid,
@@ -275,7 +323,9 @@ def patient_row(i: int, rng: random.Random, *, needs_plan: bool = True, timezone
         "email": f"{pid}@example.com",
         "email_problem": None,
         # One patient in five carries their own zone; the rest use their location's.
-        "timezone": timezone if timezone is not None else (rng.choice(PATIENT_ZONES) if rng.random() < 0.2 else None),
+        "timezone": timezone
+        if timezone is not None
+        else (rng.choice(PATIENT_ZONES) if rng.random() < 0.2 else None),
         "language": "es" if rng.random() < 0.15 else "en",
         "sms_consent": rng.random() < 0.9 if sms_consent is None else sms_consent,
         "email_consent": rng.random() < 0.95 if email_consent is None else email_consent,
@@ -293,21 +343,45 @@ def local_start(day: date, zone: str, rng: random.Random) -> datetime:
     return datetime.combine(day, slot, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
-def session_row(sid: str, pid: str, location: tuple[str, str, str], starts_at: datetime, *,
-                status: str = "scheduled", kind: str = "infusion") -> dict[str, Any]:
+def session_row(
+    sid: str,
+    pid: str,
+    location: tuple[str, str, str],
+    starts_at: datetime,
+    *,
+    status: str = "scheduled",
+    kind: str = "infusion",
+) -> dict[str, Any]:
     return {
-        "id": sid, "patient_id": pid, "location_id": location[0], "starts_at": starts_at,
-        "duration_minutes": 60 if kind == "infusion" else 30, "kind": kind, "status": status,
-        "phase": None, "series_number": None, "confirmed_at": None, "updated_at": datetime.now(UTC),
+        "id": sid,
+        "patient_id": pid,
+        "location_id": location[0],
+        "starts_at": starts_at,
+        "duration_minutes": 60 if kind == "infusion" else 30,
+        "kind": kind,
+        "status": status,
+        "phase": None,
+        "series_number": None,
+        "confirmed_at": None,
+        "updated_at": datetime.now(UTC),
     }
 
 
-def upcoming_clinic(engine: Engine, *, patients: int, sessions_per_patient: int, now: datetime,
-                    days: int = 30, seed: int = 1) -> tuple[int, int]:
+def upcoming_clinic(
+    engine: Engine,
+    *,
+    patients: int,
+    sessions_per_patient: int,
+    now: datetime,
+    days: int = 30,
+    seed: int = 1,
+) -> tuple[int, int]:
     """``patients`` x ``sessions_per_patient`` upcoming infusions within ``days`` days of ``now``."""
     rng = random.Random(seed)
     insert_locations(engine)
-    n_patients = insert_chunked(engine, Patient.__table__, (patient_row(i, rng) for i in range(patients)))
+    n_patients = insert_chunked(
+        engine, Patient.__table__, (patient_row(i, rng) for i in range(patients))
+    )
 
     def sessions() -> Iterator[dict[str, Any]]:
         local_rng = random.Random(seed + 1)
@@ -325,42 +399,91 @@ def upcoming_clinic(engine: Engine, *, patients: int, sessions_per_patient: int,
     return n_patients, n_sessions
 
 
-def message_row(mid: int, *, pid: str, sid: str | None, session_starts_at: datetime | None, rule: str, kind: str,
-                channel: str, template: str, due_at: datetime, not_after: datetime | None,
-                data: dict[str, Any] | None = None) -> dict[str, Any]:
+def message_row(
+    mid: int,
+    *,
+    pid: str,
+    sid: str | None,
+    session_starts_at: datetime | None,
+    rule: str,
+    kind: str,
+    channel: str,
+    template: str,
+    due_at: datetime,
+    not_after: datetime | None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {
-        "dedupe_key": f"bench|{rule}|{channel}|{sid or pid}|{mid}", "patient_id": pid, "session_id": sid,
-        "session_starts_at": session_starts_at, "rule": rule, "kind": kind, "channel": channel,
-        "template": template, "due_at": due_at, "not_after": not_after, "status": "planned", "attempts": 0,
+        "dedupe_key": f"bench|{rule}|{channel}|{sid or pid}|{mid}",
+        "patient_id": pid,
+        "session_id": sid,
+        "session_starts_at": session_starts_at,
+        "rule": rule,
+        "kind": kind,
+        "channel": channel,
+        "template": template,
+        "due_at": due_at,
+        "not_after": not_after,
+        "status": "planned",
+        "attempts": 0,
         "data": data or {"series_number": 2, "series_size": 6, "phase": "initial"},
-        "created_at": now, "updated_at": now,
+        "created_at": now,
+        "updated_at": now,
     }
 
 
-def consenting_patients(engine: Engine, *, messages: int, session_start: datetime,
-                        patient_timezone: str | None = None, first_patient: int = 0, seed: int = 7) -> None:
+def consenting_patients(
+    engine: Engine,
+    *,
+    messages: int,
+    session_start: datetime,
+    patient_timezone: str | None = None,
+    first_patient: int = 0,
+    seed: int = 7,
+) -> None:
     """Patients (consenting to SMS and email, not marked for planning) and one upcoming session
     per future message, two messages per patient (see :func:`due_messages`)."""
     rng = random.Random(seed)
     n_patients = -(-messages // 2)
-    insert_chunked(engine, Patient.__table__, (
-        patient_row(first_patient + i, rng, needs_plan=False, timezone=patient_timezone,
-                    sms_consent=True, email_consent=True)
-        for i in range(n_patients)
-    ))
+    insert_chunked(
+        engine,
+        Patient.__table__,
+        (
+            patient_row(
+                first_patient + i,
+                rng,
+                needs_plan=False,
+                timezone=patient_timezone,
+                sms_consent=True,
+                email_consent=True,
+            )
+            for i in range(n_patients)
+        ),
+    )
 
     def sessions() -> Iterator[dict[str, Any]]:
         for m in range(messages):
             p = first_patient + m // 2
-            yield session_row(f"bs{first_patient}-{m}", f"p{p:07d}", LOCATIONS[p % len(LOCATIONS)],
-                              session_start + timedelta(minutes=m % 8 * 15))
+            yield session_row(
+                f"bs{first_patient}-{m}",
+                f"p{p:07d}",
+                LOCATIONS[p % len(LOCATIONS)],
+                session_start + timedelta(minutes=m % 8 * 15),
+            )
 
     insert_chunked(engine, TreatmentSession.__table__, sessions())
 
 
-def due_messages(engine: Engine, *, messages: int, due_at: Any, session_start: datetime, first_patient: int = 0,
-                 channels: tuple[str, ...] = ("sms", "email")) -> None:
+def due_messages(
+    engine: Engine,
+    *,
+    messages: int,
+    due_at: Any,
+    session_start: datetime,
+    first_patient: int = 0,
+    channels: tuple[str, ...] = ("sms", "email"),
+) -> None:
     """``messages`` planned reminders, one per session made by :func:`consenting_patients`.
 
     ``due_at`` is a datetime, or a function of the message number returning one. With both
@@ -373,23 +496,54 @@ def due_messages(engine: Engine, *, messages: int, due_at: Any, session_start: d
             p = first_patient + m // 2
             channel = channels[m % len(channels)]
             starts = session_start + timedelta(minutes=m % 8 * 15)
-            rule, template = (("infusion-day-before-sms", "day_before") if channel == "sms"
-                              else ("infusion-prep-email", "prep_full"))
+            rule, template = (
+                ("infusion-day-before-sms", "day_before")
+                if channel == "sms"
+                else ("infusion-prep-email", "prep_full")
+            )
             due = due_at(m) if callable(due_at) else due_at
-            yield message_row(m, pid=f"p{p:07d}", sid=f"bs{first_patient}-{m}", session_starts_at=starts, rule=rule,
-                              kind="reminder", channel=channel, template=template, due_at=due, not_after=starts)
+            yield message_row(
+                m,
+                pid=f"p{p:07d}",
+                sid=f"bs{first_patient}-{m}",
+                session_starts_at=starts,
+                rule=rule,
+                kind="reminder",
+                channel=channel,
+                template=template,
+                due_at=due,
+                not_after=starts,
+            )
 
     insert_chunked(engine, Message.__table__, rows())
 
 
-def due_outbox(engine: Engine, *, messages: int, due_at: Any, session_start: datetime,
-               patient_timezone: str | None = None, first_patient: int = 0,
-               channels: tuple[str, ...] = ("sms", "email")) -> None:
+def due_outbox(
+    engine: Engine,
+    *,
+    messages: int,
+    due_at: Any,
+    session_start: datetime,
+    patient_timezone: str | None = None,
+    first_patient: int = 0,
+    channels: tuple[str, ...] = ("sms", "email"),
+) -> None:
     """Patients, sessions and their planned reminders in one go."""
-    consenting_patients(engine, messages=messages, session_start=session_start, patient_timezone=patient_timezone,
-                        first_patient=first_patient)
-    due_messages(engine, messages=messages, due_at=due_at, session_start=session_start,
-                 first_patient=first_patient, channels=channels)
+    consenting_patients(
+        engine,
+        messages=messages,
+        session_start=session_start,
+        patient_timezone=patient_timezone,
+        first_patient=first_patient,
+    )
+    due_messages(
+        engine,
+        messages=messages,
+        due_at=due_at,
+        session_start=session_start,
+        first_patient=first_patient,
+        channels=channels,
+    )
 
 
 def daytime_zone(at: datetime, local_hour: int = 13) -> str:

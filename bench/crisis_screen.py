@@ -22,7 +22,9 @@ from reminders.defaults import CRISIS_PHRASES_FILE  # noqa: E402
 
 
 def load_labelled(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def evaluate(screen: CrisisScreen, rows: list[dict[str, object]]) -> dict[str, object]:
@@ -48,7 +50,9 @@ def evaluate(screen: CrisisScreen, rows: list[dict[str, object]]) -> dict[str, o
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--file", type=Path, default=ROOT / "tests" / "data" / "crisis_labelled.jsonl")
+    parser.add_argument(
+        "--file", type=Path, default=ROOT / "tests" / "data" / "crisis_labelled.jsonl"
+    )
     parser.add_argument("--phrases", type=Path, default=CRISIS_PHRASES_FILE)
     parser.add_argument("-v", "--verbose", action="store_true", help="list misses and false alarms")
     args = parser.parse_args()
@@ -57,7 +61,9 @@ def main() -> int:
     started = time.perf_counter()
     result = evaluate(screen, rows)
     elapsed = time.perf_counter() - started
-    print(f"labelled messages: {result['messages']} ({result['crisis']} crisis, {result['not_crisis']} not)")
+    print(
+        f"labelled messages: {result['messages']} ({result['crisis']} crisis, {result['not_crisis']} not)"
+    )
     print(f"recall (crisis flagged): {result['recall']:.1%}  misses: {len(result['misses'])}")  # type: ignore[arg-type]
     print(
         f"false-alarm rate: {result['false_alarm_rate']:.1%}  "

@@ -64,12 +64,17 @@ SESSION_START = BENCH_NOW + timedelta(hours=26)
 
 def populate(engine: Engine, messages: int) -> None:
     insert_locations(engine)
-    due_outbox(engine, messages=messages, due_at=NOW - timedelta(minutes=5), session_start=SESSION_START)
+    due_outbox(
+        engine, messages=messages, due_at=NOW - timedelta(minutes=5), session_start=SESSION_START
+    )
 
 
 def status_counts(engine: Engine) -> dict[str, int]:
     with make_session_factory(engine)() as db:
-        return {s: n for s, n in db.execute(select(Message.status, func.count()).group_by(Message.status))}
+        return {
+            s: n
+            for s, n in db.execute(select(Message.status, func.count()).group_by(Message.status))
+        }
 
 
 def make_worker(url: str, dryrun_dir: Path, worker_id: str) -> Any:
@@ -101,15 +106,29 @@ def worker_main(url: str, dryrun_dir: Path, start_at: float, name: str) -> int:
     ended, cpu = time.time(), cpu_seconds() - cpu
     worker.close()
     runtime.close()
-    print(json.dumps({"name": name, "began": began, "ended": ended, "cpu_s": cpu, "report": total}), flush=True)
+    print(
+        json.dumps({"name": name, "began": began, "ended": ended, "cpu_s": cpu, "report": total}),
+        flush=True,
+    )
     return 0
 
 
 def run_workers(url: str, dryrun_dir: Path, count: int) -> dict[str, Any]:
     start_at = time.time() + 6.0  # leave time for imports and connections
     procs = [
-        subprocess.Popen([PYTHON, __file__, "--worker", url, str(dryrun_dir), str(start_at), f"bench-worker-{i}"],
-                         stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                PYTHON,
+                __file__,
+                "--worker",
+                url,
+                str(dryrun_dir),
+                str(start_at),
+                f"bench-worker-{i}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for i in range(count)
     ]
     outs = []
@@ -119,14 +138,21 @@ def run_workers(url: str, dryrun_dir: Path, count: int) -> dict[str, Any]:
             raise RuntimeError(f"worker exited with {p.returncode}")
         outs.append(json.loads(out.strip().splitlines()[-1]))
     if any(o["began"] > start_at + 1.0 for o in outs):
-        print("  warning: a worker started late (imports took longer than the head start)", flush=True)
+        print(
+            "  warning: a worker started late (imports took longer than the head start)", flush=True
+        )
     began = min(o["began"] for o in outs)
     ended = max(o["ended"] for o in outs)
     sent = sum(o["report"].get("sent", 0) for o in outs)
     cpu = sum(o["cpu_s"] for o in outs)
-    return {"elapsed_s": round(ended - began, 2), "sent": sent, "per_worker": {o["name"]: o["report"] for o in outs},
-            "rate": round(sent / (ended - began), 1), "workers_cpu_s": round(cpu, 2),
-            "worker_cpu_ms_per_message": round(1000 * cpu / sent, 2) if sent else None}
+    return {
+        "elapsed_s": round(ended - began, 2),
+        "sent": sent,
+        "per_worker": {o["name"]: o["report"] for o in outs},
+        "rate": round(sent / (ended - began), 1),
+        "workers_cpu_s": round(cpu, 2),
+        "worker_cpu_ms_per_message": round(1000 * cpu / sent, 2) if sent else None,
+    }
 
 
 # --- benchmarks --------------------------------------------------------------------------------
@@ -149,17 +175,35 @@ def bench_sqlite(work: Path, messages: int, profile: bool) -> dict[str, Any]:
     records = read_jsonl(dry)
     counts = status_counts(engine)
     figures: dict[str, Any] = {
-        "backend": "sqlite", "processes": 1, "messages": messages, "elapsed_s": round(elapsed, 2),
-        "sent": result.sent, "report": result.line(), "rate": round(result.sent / elapsed, 1),
-        "cpu_s": round(cpu, 2), "cpu_ms_per_message": round(1000 * cpu / result.sent, 2) if result.sent else None,
+        "backend": "sqlite",
+        "processes": 1,
+        "messages": messages,
+        "elapsed_s": round(elapsed, 2),
+        "sent": result.sent,
+        "report": result.line(),
+        "rate": round(result.sent / elapsed, 1),
+        "cpu_s": round(cpu, 2),
+        "cpu_ms_per_message": round(1000 * cpu / result.sent, 2) if result.sent else None,
         "loadavg_before": load,
-        "jsonl_records": len(records), "duplicates": duplicates(records), "statuses": counts,
-        "batch_size": runtime.settings.dispatch_batch_size, "send_concurrency": runtime.settings.send_concurrency,
+        "jsonl_records": len(records),
+        "duplicates": duplicates(records),
+        "statuses": counts,
+        "batch_size": runtime.settings.dispatch_batch_size,
+        "send_concurrency": runtime.settings.send_concurrency,
     }
     figures["verdict"] = verdict(figures["rate"], TARGET_SQLITE, at_most=False)
-    print(f"  {result.line()} in {elapsed:.2f} s: {figures['rate']} messages/s -> {figures['verdict']}", flush=True)
-    print(f"  CPU {cpu:.2f} s = {figures['cpu_ms_per_message']} ms per message (load before: {load})", flush=True)
-    print(f"  statuses {counts}; dry-run lines {len(records)}, duplicates {figures['duplicates']}", flush=True)
+    print(
+        f"  {result.line()} in {elapsed:.2f} s: {figures['rate']} messages/s -> {figures['verdict']}",
+        flush=True,
+    )
+    print(
+        f"  CPU {cpu:.2f} s = {figures['cpu_ms_per_message']} ms per message (load before: {load})",
+        flush=True,
+    )
+    print(
+        f"  statuses {counts}; dry-run lines {len(records)}, duplicates {figures['duplicates']}",
+        flush=True,
+    )
 
     if profile:
         profile_sqlite(work, min(messages, 2000))
@@ -182,7 +226,9 @@ def profile_sqlite(work: Path, messages: int) -> None:
     done = worker.dispatcher.run_pass(NOW).sent
     profiler.disable()
     elapsed = time.perf_counter() - start
-    print(f"  profile: {done} messages sequentially in {elapsed:.2f} s ({done / elapsed:.0f}/s, single thread)")
+    print(
+        f"  profile: {done} messages sequentially in {elapsed:.2f} s ({done / elapsed:.0f}/s, single thread)"
+    )
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("cumulative").print_stats(40)
@@ -198,7 +244,9 @@ def bench_pg(work: Path, messages: int) -> list[dict[str, Any]]:
     pg = Postgres()
     try:
         for processes in (1, 2):
-            print(f"[postgresql] {messages} due messages, {processes} worker process(es)", flush=True)
+            print(
+                f"[postgresql] {messages} due messages, {processes} worker process(es)", flush=True
+            )
             url = pg.database(f"dispatch_{processes}")
             engine = migrated(url)
             populate(engine, messages)
@@ -209,17 +257,34 @@ def bench_pg(work: Path, messages: int) -> list[dict[str, Any]]:
             records = read_jsonl(dry)
             counts = status_counts(engine)
             figures: dict[str, Any] = {
-                "backend": "postgresql", "processes": processes, "messages": messages, **run, "loadavg_before": load,
-                "jsonl_records": len(records), "duplicates": duplicates(records), "statuses": counts,
+                "backend": "postgresql",
+                "processes": processes,
+                "messages": messages,
+                **run,
+                "loadavg_before": load,
+                "jsonl_records": len(records),
+                "duplicates": duplicates(records),
+                "statuses": counts,
             }
             if processes == 2:
                 figures["verdict"] = verdict(run["rate"], TARGET_PG_TWO, at_most=False)
-                figures["duplicates_verdict"] = "MET (0 duplicates)" if figures["duplicates"] == 0 else "MISSED"
-            print(f"  sent {run['sent']} in {run['elapsed_s']} s: {run['rate']} messages/s "
-                  f"{figures.get('verdict', '(reference)')}", flush=True)
-            print(f"  per worker {run['per_worker']}; workers' CPU {run['workers_cpu_s']} s "
-                  f"({run['worker_cpu_ms_per_message']} ms/message); load before {load}", flush=True)
-            print(f"  statuses {counts}; dry-run lines {len(records)}, duplicates {figures['duplicates']}", flush=True)
+                figures["duplicates_verdict"] = (
+                    "MET (0 duplicates)" if figures["duplicates"] == 0 else "MISSED"
+                )
+            print(
+                f"  sent {run['sent']} in {run['elapsed_s']} s: {run['rate']} messages/s "
+                f"{figures.get('verdict', '(reference)')}",
+                flush=True,
+            )
+            print(
+                f"  per worker {run['per_worker']}; workers' CPU {run['workers_cpu_s']} s "
+                f"({run['worker_cpu_ms_per_message']} ms/message); load before {load}",
+                flush=True,
+            )
+            print(
+                f"  statuses {counts}; dry-run lines {len(records)}, duplicates {figures['duplicates']}",
+                flush=True,
+            )
             engine.dispose()
             results.append(figures)
     finally:
@@ -231,10 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--worker":
         _, _, url, directory, start_at, name = sys.argv
         return worker_main(url, Path(directory), float(start_at), name)
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--no-pg", action="store_true", help="skip the PostgreSQL runs")
-    parser.add_argument("--profile", action="store_true", help="cProfile the per-message path on SQLite")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the per-message path on SQLite"
+    )
     parser.add_argument("--messages", type=int, default=None)
     args = parser.parse_args(argv)
     messages = args.messages or (600 if args.quick else 20_000)
@@ -253,5 +322,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-

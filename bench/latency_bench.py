@@ -74,13 +74,20 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 90.0
 
 
 def stats(delays: list[float]) -> dict[str, float]:
-    return {"n": len(delays), "p50": round(percentile(delays, 50), 3), "p95": round(percentile(delays, 95), 3),
-            "p99": round(percentile(delays, 99), 3), "max": round(max(delays), 3) if delays else float("nan"),
-            "min": round(min(delays), 3) if delays else float("nan")}
+    return {
+        "n": len(delays),
+        "p50": round(percentile(delays, 50), 3),
+        "p95": round(percentile(delays, 95), 3),
+        "p99": round(percentile(delays, 99), 3),
+        "max": round(max(delays), 3) if delays else float("nan"),
+        "min": round(min(delays), 3) if delays else float("nan"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     args = parser.parse_args(argv)
     count, spread = (60, 10.0) if args.quick else (600, 60.0)
@@ -97,31 +104,51 @@ def main(argv: list[str] | None = None) -> int:
         insert_locations(engine)
         zone = daytime_zone(datetime.now(UTC))
         session_start = datetime.now(UTC) + timedelta(days=2)
-        consenting_patients(engine, messages=count, session_start=session_start, patient_timezone=zone)
+        consenting_patients(
+            engine, messages=count, session_start=session_start, patient_timezone=zone
+        )
 
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("REMINDERS_")}
-        env.update({
-            "REMINDERS_DATABASE_URL": f"sqlite:///{db_path}",
-            "REMINDERS_DRYRUN_DIR": str(work / "dry"),
-            "REMINDERS_HTTP_PORT": str(port),
-        })
+        env.update(
+            {
+                "REMINDERS_DATABASE_URL": f"sqlite:///{db_path}",
+                "REMINDERS_DRYRUN_DIR": str(work / "dry"),
+                "REMINDERS_HTTP_PORT": str(port),
+            }
+        )
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([DAEMON, "run"], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [DAEMON, "run"], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         wait_healthy(port, proc)
-        print(f"daemon up on port {port} (default pass interval {settings.pass_interval_seconds} s); "
-              f"inserting {count} messages due over the next {spread:.0f} s", flush=True)
+        print(
+            f"daemon up on port {port} (default pass interval {settings.pass_interval_seconds} s); "
+            f"inserting {count} messages due over the next {spread:.0f} s",
+            flush=True,
+        )
 
         load = loadavg()
         first_due = datetime.now(UTC) + timedelta(seconds=3)
-        due_messages(engine, messages=count, session_start=session_start,
-                     due_at=lambda m: first_due + timedelta(seconds=spread * m / count))
+        due_messages(
+            engine,
+            messages=count,
+            session_start=session_start,
+            due_at=lambda m: first_due + timedelta(seconds=spread * m / count),
+        )
         factory = make_session_factory(engine)
         deadline = time.time() + 3 + spread + 120
         sent = 0
         while time.time() < deadline:
             with factory() as db:
-                sent = db.scalar(select(func.count()).select_from(Message).where(Message.sent_at.is_not(None))) or 0
+                sent = (
+                    db.scalar(
+                        select(func.count())
+                        .select_from(Message)
+                        .where(Message.sent_at.is_not(None))
+                    )
+                    or 0
+                )
             if sent >= count:
                 break
             if proc.poll() is not None:
@@ -131,23 +158,40 @@ def main(argv: list[str] | None = None) -> int:
         proc.wait(timeout=60)
 
         with factory() as db:
-            rows = db.execute(select(Message.id, Message.due_at, Message.sent_at, Message.status, Message.reason)).all()
+            rows = db.execute(
+                select(Message.id, Message.due_at, Message.sent_at, Message.status, Message.reason)
+            ).all()
         outbox = [(r.sent_at - r.due_at).total_seconds() for r in rows if r.sent_at is not None]
         due_by_id = {r.id: r.due_at for r in rows}
-        provider = [(datetime.fromisoformat(rec["sent_at"]) - due_by_id[rec["message_id"]]).total_seconds()
-                    for rec in read_jsonl(work / "dry") if rec["message_id"] in due_by_id]
+        provider = [
+            (datetime.fromisoformat(rec["sent_at"]) - due_by_id[rec["message_id"]]).total_seconds()
+            for rec in read_jsonl(work / "dry")
+            if rec["message_id"] in due_by_id
+        ]
         not_sent = {f"{r.status}:{r.reason}" for r in rows if r.sent_at is None}
         figures: dict[str, Any] = {
-            "messages": count, "spread_s": spread, "sent": len(outbox), "not_sent": sorted(not_sent),
-            "pass_interval_s": settings.pass_interval_seconds, "loadavg_before": load,
-            "outbox_delay_s": stats(outbox), "provider_delay_s": stats(provider),
+            "messages": count,
+            "spread_s": spread,
+            "sent": len(outbox),
+            "not_sent": sorted(not_sent),
+            "pass_interval_s": settings.pass_interval_seconds,
+            "loadavg_before": load,
+            "outbox_delay_s": stats(outbox),
+            "provider_delay_s": stats(provider),
         }
         figures["verdict"] = verdict(figures["outbox_delay_s"]["p99"], TARGET_P99_S, at_most=True)
-        figures["provider_verdict"] = verdict(figures["provider_delay_s"]["p99"], TARGET_P99_S, at_most=True)
+        figures["provider_verdict"] = verdict(
+            figures["provider_delay_s"]["p99"], TARGET_P99_S, at_most=True
+        )
         print(f"  sent {len(outbox)}/{count}; not sent: {sorted(not_sent) or 'none'}", flush=True)
-        print(f"  outbox sent_at - due_at (s): {figures['outbox_delay_s']} -> p99 {figures['verdict']}", flush=True)
-        print(f"  provider call - due_at (s): {figures['provider_delay_s']} -> p99 {figures['provider_verdict']}",
-              flush=True)
+        print(
+            f"  outbox sent_at - due_at (s): {figures['outbox_delay_s']} -> p99 {figures['verdict']}",
+            flush=True,
+        )
+        print(
+            f"  provider call - due_at (s): {figures['provider_delay_s']} -> p99 {figures['provider_verdict']}",
+            flush=True,
+        )
         report("latency", figures)
     except Exception:
         if log_path.exists():

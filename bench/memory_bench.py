@@ -69,12 +69,18 @@ def generate(engine: Any, patients: int, seed: int = 3) -> int:
             if r.random() < 0.7:  # in maintenance: 8 completed, 2 booked
                 past = [today - timedelta(days=7 + 21 * k + r.randrange(5)) for k in range(8)]
                 future = sorted(r.sample(range(4, 61), 2))
-                days = [(d, "completed") for d in past] + [(today + timedelta(days=f), "scheduled") for f in future]
+                days = [(d, "completed") for d in past] + [
+                    (today + timedelta(days=f), "scheduled") for f in future
+                ]
             else:  # lapsed: 10 completed, nothing booked
                 last = today - timedelta(days=10 + r.randrange(31))
-                days = [(last - timedelta(days=18 * k + r.randrange(4)), "completed") for k in range(10)]
+                days = [
+                    (last - timedelta(days=18 * k + r.randrange(4)), "completed") for k in range(10)
+                ]
             for n, (day, status) in enumerate(sorted(days)):
-                yield session_row(f"s{i:07d}-{n}", pid, location, local_start(day, location[2], r), status=status)
+                yield session_row(
+                    f"s{i:07d}-{n}", pid, location, local_start(day, location[2], r), status=status
+                )
 
     return insert_chunked(engine, TreatmentSession.__table__, sessions(), chunk=50_000)
 
@@ -89,10 +95,14 @@ def child_main(step: str, db_path: str, dryrun_dir: str) -> int:
     from reminders.runtime import Runtime
     from reminders.worker import Worker
 
-    runtime = Runtime(bench_settings(database_url=f"sqlite:///{db_path}", dryrun_dir=Path(dryrun_dir)))
+    runtime = Runtime(
+        bench_settings(database_url=f"sqlite:///{db_path}", dryrun_dir=Path(dryrun_dir))
+    )
     worker = Worker(runtime, clock=lambda: DISPATCH_NOW if step == "dispatch" else BENCH_NOW)
     with runtime.session_factory() as db:
-        db.scalar(select(func.count()).select_from(Message).where(Message.id < 0))  # open a connection
+        db.scalar(
+            select(func.count()).select_from(Message).where(Message.id < 0)
+        )  # open a connection
     ready_mb = peak_rss_mb()
     start, cpu = time.perf_counter(), cpu_seconds()
     summary = ""
@@ -102,14 +112,29 @@ def child_main(step: str, db_path: str, dryrun_dir: str) -> int:
         summary = worker.dispatch_step(DISPATCH_NOW).line()
     elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     worker.close()
-    print(json.dumps({"step": step, "ready_peak_mb": round(ready_mb, 1), "peak_mb": round(peak_rss_mb(), 1),
-                      "elapsed_s": round(elapsed, 2), "cpu_s": round(cpu, 2), "summary": summary}), flush=True)
+    print(
+        json.dumps(
+            {
+                "step": step,
+                "ready_peak_mb": round(ready_mb, 1),
+                "peak_mb": round(peak_rss_mb(), 1),
+                "elapsed_s": round(elapsed, 2),
+                "cpu_s": round(cpu, 2),
+                "summary": summary,
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 
 def run_child(step: str, db_path: Path, dryrun_dir: Path) -> dict[str, Any]:
-    out = subprocess.run([PYTHON, __file__, "--child", step, str(db_path), str(dryrun_dir)],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [PYTHON, __file__, "--child", step, str(db_path), str(dryrun_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         sys.stderr.write(out.stderr)
         raise RuntimeError(f"{step} child exited with {out.returncode}")
@@ -120,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
         _, _, step, db_path, dryrun_dir = sys.argv
         return child_main(step, db_path, dryrun_dir)
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--patients", type=int, default=None)
     args = parser.parse_args(argv)
@@ -134,16 +161,22 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         sessions = generate(engine, patients)
         engine.dispose()
-        print(f"  inserted {sessions} sessions in {time.perf_counter() - t0:.1f} s; "
-              f"database {db_path.stat().st_size / 1e6:.0f} MB", flush=True)
+        print(
+            f"  inserted {sessions} sessions in {time.perf_counter() - t0:.1f} s; "
+            f"database {db_path.stat().st_size / 1e6:.0f} MB",
+            flush=True,
+        )
         figures: dict[str, Any] = {"sessions": sessions, "patients": patients}
         for step in ("baseline", "plan", "dispatch"):
             load = loadavg()
             result = run_child(step, db_path, work / "dry")
             result["loadavg_before"] = load
             figures[step] = result
-            print(f"  {step}: peak RSS {result['peak_mb']} MB (after start-up {result['ready_peak_mb']} MB), "
-                  f"{result['elapsed_s']} s wall, {result['cpu_s']} s CPU  {result['summary']}", flush=True)
+            print(
+                f"  {step}: peak RSS {result['peak_mb']} MB (after start-up {result['ready_peak_mb']} MB), "
+                f"{result['elapsed_s']} s wall, {result['cpu_s']} s CPU  {result['summary']}",
+                flush=True,
+            )
         peak = max(figures[s]["peak_mb"] for s in ("plan", "dispatch"))
         figures["peak_mb"] = peak
         figures["database_mb"] = round(db_path.stat().st_size / 1e6)

@@ -48,7 +48,9 @@ TARGET_FIRST_S = 20.0
 TARGET_REPLAN_S = 2.0
 
 
-def run_plan(engine: Engine, policy: Any, zone: Any, profile: bool = False) -> tuple[float, float, Any, str]:
+def run_plan(
+    engine: Engine, policy: Any, zone: Any, profile: bool = False
+) -> tuple[float, float, Any, str]:
     """(wall seconds, CPU seconds of this process, PlanReport, profile text)."""
     factory = make_session_factory(engine)
     profiler = cProfile.Profile() if profile else None
@@ -70,16 +72,23 @@ def run_plan(engine: Engine, policy: Any, zone: Any, profile: bool = False) -> t
     return elapsed, cpu, result, text
 
 
-def bench_backend(label: str, engine: Engine, *, patients: int, per_patient: int, profile: bool) -> dict[str, Any]:
+def bench_backend(
+    label: str, engine: Engine, *, patients: int, per_patient: int, profile: bool
+) -> dict[str, Any]:
     settings = bench_settings()
     policy = load_policy(settings.policy_file)
     zone = settings.zone
     figures: dict[str, Any] = {"backend": label}
-    print(f"[{label}] generating {patients} patients x {per_patient} upcoming infusions", flush=True)
+    print(
+        f"[{label}] generating {patients} patients x {per_patient} upcoming infusions", flush=True
+    )
     t0 = time.perf_counter()
-    n_patients, n_sessions = upcoming_clinic(engine, patients=patients, sessions_per_patient=per_patient,
-                                             now=BENCH_NOW)
-    figures.update(patients=n_patients, sessions=n_sessions, insert_s=round(time.perf_counter() - t0, 2))
+    n_patients, n_sessions = upcoming_clinic(
+        engine, patients=patients, sessions_per_patient=per_patient, now=BENCH_NOW
+    )
+    figures.update(
+        patients=n_patients, sessions=n_sessions, insert_s=round(time.perf_counter() - t0, 2)
+    )
     print(f"  inserted {n_sessions} sessions in {figures['insert_s']} s", flush=True)
 
     figures["loadavg_before"] = loadavg()
@@ -87,13 +96,20 @@ def bench_backend(label: str, engine: Engine, *, patients: int, per_patient: int
     figures["first_plan_s"] = round(first, 2)
     figures["first_plan_cpu_s"] = round(first_cpu, 2)
     figures["first_plan_report"] = result.line()
-    print(f"  first plan_pass: {first:.2f} s wall, {first_cpu:.2f} s CPU in this process "
-          f"(load {figures['loadavg_before']})  ({result.line()})", flush=True)
+    print(
+        f"  first plan_pass: {first:.2f} s wall, {first_cpu:.2f} s CPU in this process "
+        f"(load {figures['loadavg_before']})  ({result.line()})",
+        flush=True,
+    )
     if prof:
         print(prof)
 
     with make_session_factory(engine)() as db:
-        rows = db.execute(select(Message.kind, Message.channel, func.count()).group_by(Message.kind, Message.channel)).all()
+        rows = db.execute(
+            select(Message.kind, Message.channel, func.count()).group_by(
+                Message.kind, Message.channel
+            )
+        ).all()
         total = db.scalar(select(func.count()).select_from(Message))
     figures["outbox_rows"] = total
     figures["outbox_by_kind_channel"] = {f"{k}/{c}": n for k, c, n in rows}
@@ -113,16 +129,24 @@ def bench_backend(label: str, engine: Engine, *, patients: int, per_patient: int
     third, _, result3, _ = run_plan(engine, policy, zone)
     figures["replan_1pct_s"] = round(third, 3)
     figures["replan_1pct_patients"] = result3.patients
-    print(f"  plan_pass after {len(dirty)} patients marked dirty: {third:.3f} s  ({result3.line()})", flush=True)
+    print(
+        f"  plan_pass after {len(dirty)} patients marked dirty: {third:.3f} s  ({result3.line()})",
+        flush=True,
+    )
 
     figures["first_plan_verdict"] = verdict(first, TARGET_FIRST_S, at_most=True)
     figures["replan_verdict"] = verdict(second, TARGET_REPLAN_S, at_most=True)
-    print(f"  first plan: {figures['first_plan_verdict']}; unchanged re-plan: {figures['replan_verdict']}", flush=True)
+    print(
+        f"  first plan: {figures['first_plan_verdict']}; unchanged re-plan: {figures['replan_verdict']}",
+        flush=True,
+    )
     return figures
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--no-pg", action="store_true", help="skip the PostgreSQL run")
     parser.add_argument("--profile", action="store_true", help="cProfile the first plan pass")
@@ -136,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with timed("migrate sqlite"):
             engine = fresh_sqlite(work / "plan.db")
-        figures = bench_backend("sqlite", engine, patients=patients, per_patient=per_patient, profile=args.profile)
+        figures = bench_backend(
+            "sqlite", engine, patients=patients, per_patient=per_patient, profile=args.profile
+        )
         engine.dispose()
         report("plan", figures)
 
@@ -144,8 +170,13 @@ def main(argv: list[str] | None = None) -> int:
             pg = Postgres()
             try:
                 engine = migrated(pg.database("plan_bench"))
-                figures = bench_backend("postgresql", engine, patients=patients, per_patient=per_patient,
-                                        profile=args.profile)
+                figures = bench_backend(
+                    "postgresql",
+                    engine,
+                    patients=patients,
+                    per_patient=per_patient,
+                    profile=args.profile,
+                )
                 engine.dispose()
                 report("plan", figures)
             finally:

@@ -59,13 +59,20 @@ def provider_figures(directory: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     records = read_jsonl(directory)
     for channel in ("sms", "email"):
-        times = [datetime.fromisoformat(r["sent_at"]).timestamp() for r in records if r["channel"] == channel]
+        times = [
+            datetime.fromisoformat(r["sent_at"]).timestamp()
+            for r in records
+            if r["channel"] == channel
+        ]
         if not times:
             continue
         span = max(times) - min(times)
-        figures[channel] = {"sent": len(times), "max_in_1s": max_in_window(times),
-                            "span_s": round(span, 2),
-                            "mean_rate": round((len(times) - 1) / span, 2) if span > 0 else None}
+        figures[channel] = {
+            "sent": len(times),
+            "max_in_1s": max_in_window(times),
+            "span_s": round(span, 2),
+            "mean_rate": round((len(times) - 1) / span, 2) if span > 0 else None,
+        }
     return figures
 
 
@@ -73,8 +80,14 @@ def make_worker(db_url: str, dryrun_dir: Path, name: str, **overrides: Any) -> A
     from reminders.runtime import Runtime
     from reminders.worker import Worker
 
-    settings = bench_settings(database_url=db_url, dryrun_dir=dryrun_dir, worker_id=name,
-                              dryrun_rate_per_second=RATE, send_concurrency=CONCURRENCY, **overrides)
+    settings = bench_settings(
+        database_url=db_url,
+        dryrun_dir=dryrun_dir,
+        worker_id=name,
+        dryrun_rate_per_second=RATE,
+        send_concurrency=CONCURRENCY,
+        **overrides,
+    )
     runtime = Runtime(settings)
     return runtime, Worker(runtime, clock=lambda: NOW)
 
@@ -100,9 +113,17 @@ def prepare(work: Path, name: str, sms: int, email: int, url: str | None = None)
     db_path = work / f"{name}.db"
     engine = migrated(url) if url else fresh_sqlite(db_path)
     insert_locations(engine)
-    due_outbox(engine, messages=2 * email, due_at=NOW - timedelta(minutes=5), session_start=SESSION_START)
-    due_outbox(engine, messages=sms - email, due_at=NOW - timedelta(minutes=5), session_start=SESSION_START,
-               first_patient=100_000, channels=("sms",))
+    due_outbox(
+        engine, messages=2 * email, due_at=NOW - timedelta(minutes=5), session_start=SESSION_START
+    )
+    due_outbox(
+        engine,
+        messages=sms - email,
+        due_at=NOW - timedelta(minutes=5),
+        session_start=SESSION_START,
+        first_patient=100_000,
+        channels=("sms",),
+    )
     engine.dispose()
     return url or f"sqlite:///{db_path}"
 
@@ -111,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--worker":
         _, _, db_url, directory, start_at, name = sys.argv
         return worker_main(db_url, directory, float(start_at), name)
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     args = parser.parse_args(argv)
     sms, email = (60, 30) if args.quick else (200, 100)
@@ -131,9 +154,14 @@ def main(argv: list[str] | None = None) -> int:
         per = provider_figures(dry)
         worst = max(f["max_in_1s"] for f in per.values())
         figures: dict[str, Any] = {
-            "rate_per_second": RATE, "send_concurrency": CONCURRENCY, "messages": sms + email,
-            "report": result.line(), "elapsed_s": round(elapsed, 2), "per_provider": per,
-            "max_in_1s": worst, "loadavg_before": load,
+            "rate_per_second": RATE,
+            "send_concurrency": CONCURRENCY,
+            "messages": sms + email,
+            "report": result.line(),
+            "elapsed_s": round(elapsed, 2),
+            "per_provider": per,
+            "max_in_1s": worst,
+            "loadavg_before": load,
             "verdict": verdict(worst, RATE + 1, at_most=True),
         }
         print(f"[one process] {result.line()} in {elapsed:.1f} s; per provider {per}", flush=True)
@@ -148,20 +176,41 @@ def main(argv: list[str] | None = None) -> int:
         db_url = prepare(work, "two", sms, email, url=pg.database("rate_two"))
         dry = work / "dry-two"
         start_at = time.time() + 6.0
-        procs = [subprocess.Popen([PYTHON, __file__, "--worker", str(db_url), str(dry), str(start_at),
-                                   f"bench-rate-{i}"], stdout=subprocess.PIPE, text=True) for i in range(2)]
+        procs = [
+            subprocess.Popen(
+                [
+                    PYTHON,
+                    __file__,
+                    "--worker",
+                    str(db_url),
+                    str(dry),
+                    str(start_at),
+                    f"bench-rate-{i}",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(2)
+        ]
         for p in procs:
             p.communicate(timeout=600)
             if p.returncode != 0:
                 raise RuntimeError(f"worker exited with {p.returncode}")
         pg.stop()
         per_two = provider_figures(dry)
-        figures["two_processes"] = {"per_provider": per_two,
-                                    "max_in_1s": max(f["max_in_1s"] for f in per_two.values())}
-        figures["two_processes"]["verdict"] = verdict(figures["two_processes"]["max_in_1s"], RATE + 1, at_most=True)
-        print(f"[two processes, PostgreSQL] per provider {per_two}: max in 1 s "
-              f"{figures['two_processes']['max_in_1s']} (configured {RATE:g}/s per provider) -> "
-              f"{figures['two_processes']['verdict']}", flush=True)
+        figures["two_processes"] = {
+            "per_provider": per_two,
+            "max_in_1s": max(f["max_in_1s"] for f in per_two.values()),
+        }
+        figures["two_processes"]["verdict"] = verdict(
+            figures["two_processes"]["max_in_1s"], RATE + 1, at_most=True
+        )
+        print(
+            f"[two processes, PostgreSQL] per provider {per_two}: max in 1 s "
+            f"{figures['two_processes']['max_in_1s']} (configured {RATE:g}/s per provider) -> "
+            f"{figures['two_processes']['verdict']}",
+            flush=True,
+        )
         report("rate", figures)
     finally:
         shutil.rmtree(work, ignore_errors=True)

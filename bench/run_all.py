@@ -23,29 +23,41 @@ PG_AWARE = {"plan", "dispatch"}
 def summary_lines(result: dict[str, Any]) -> list[str]:
     name = result["bench"]
     if name == "plan":
-        return [f"plan [{result['backend']}]: first pass {result['first_plan_s']} s for {result['sessions']} sessions "
-                f"-> {result['outbox_rows']} outbox rows: {result['first_plan_verdict']}",
-                f"plan [{result['backend']}]: re-plan, nothing changed {result['replan_unchanged_s']} s: "
-                f"{result['replan_verdict']}; 1% changed {result['replan_1pct_s']} s"]
+        return [
+            f"plan [{result['backend']}]: first pass {result['first_plan_s']} s for {result['sessions']} sessions "
+            f"-> {result['outbox_rows']} outbox rows: {result['first_plan_verdict']}",
+            f"plan [{result['backend']}]: re-plan, nothing changed {result['replan_unchanged_s']} s: "
+            f"{result['replan_verdict']}; 1% changed {result['replan_1pct_s']} s",
+        ]
     if name == "dispatch":
-        line = (f"dispatch [{result['backend']}, {result['processes']} process(es)]: {result['rate']} messages/s, "
-                f"{result['duplicates']} duplicates")
+        line = (
+            f"dispatch [{result['backend']}, {result['processes']} process(es)]: {result['rate']} messages/s, "
+            f"{result['duplicates']} duplicates"
+        )
         return [line + (f": {result['verdict']}" if "verdict" in result else " (reference)")]
     if name == "memory":
-        return [f"memory: peak RSS {result['peak_mb']} MB with {result['sessions']} sessions "
-                f"(plan {result['plan']['peak_mb']} MB, dispatch {result['dispatch']['peak_mb']} MB): {result['verdict']}"]
+        return [
+            f"memory: peak RSS {result['peak_mb']} MB with {result['sessions']} sessions "
+            f"(plan {result['plan']['peak_mb']} MB, dispatch {result['dispatch']['peak_mb']} MB): {result['verdict']}"
+        ]
     if name == "latency":
         o, p = result["outbox_delay_s"], result["provider_delay_s"]
-        return [f"latency: outbox p50 {o['p50']} s p99 {o['p99']} s: {result['verdict']}; "
-                f"provider-call p50 {p['p50']} s p99 {p['p99']} s: {result['provider_verdict']}"]
+        return [
+            f"latency: outbox p50 {o['p50']} s p99 {o['p99']} s: {result['verdict']}; "
+            f"provider-call p50 {p['p50']} s p99 {p['p99']} s: {result['provider_verdict']}"
+        ]
     if name == "rate":
-        return [f"rate: max {result['max_in_1s']} sends in any 1 s at {result['rate_per_second']:g}/s: "
-                f"{result['verdict']}; two processes: {result['two_processes']['max_in_1s']}"]
+        return [
+            f"rate: max {result['max_in_1s']} sends in any 1 s at {result['rate_per_second']:g}/s: "
+            f"{result['verdict']}; two processes: {result['two_processes']['max_in_1s']}"
+        ]
     return [json.dumps(result)]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--no-pg", action="store_true", help="skip the PostgreSQL runs")
     parser.add_argument("--json", type=Path, default=None, help="write every result here")
@@ -68,20 +80,27 @@ def main() -> int:
             sys.stdout.write(line)
             sys.stdout.flush()
             if line.startswith("BENCH-RESULT "):
-                results.append(json.loads(line[len("BENCH-RESULT "):]))
+                results.append(json.loads(line[len("BENCH-RESULT ") :]))
         proc.wait()
-        print(f"=== {name}: exit {proc.returncode} after {time.perf_counter() - start:.0f} s", flush=True)
+        print(
+            f"=== {name}: exit {proc.returncode} after {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
         if proc.returncode != 0:
             crashed.append(name)
 
-    print("\n=== summary" + (" (quick sizes: not comparable with the targets)" if args.quick else ""))
+    print(
+        "\n=== summary" + (" (quick sizes: not comparable with the targets)" if args.quick else "")
+    )
     for result in results:
         for line in summary_lines(result):
             print("  " + line)
     if crashed:
         print(f"  CRASHED: {', '.join(crashed)}")
     if args.json:
-        args.json.write_text(json.dumps({"quick": args.quick, "results": results, "crashed": crashed}, indent=2))
+        args.json.write_text(
+            json.dumps({"quick": args.quick, "results": results, "crashed": crashed}, indent=2)
+        )
     return 1 if crashed else 0
 
 

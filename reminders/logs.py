@@ -61,7 +61,14 @@ def configure_logging(*, verbose: bool = False) -> None:
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # Third-party loggers that would print request payloads (numbers, addresses, bodies) at DEBUG.
-    for noisy in ("apscheduler", "httpx", "twilio.http_client", "python_http_client", "uvicorn.access", "alembic"):
+    for noisy in (
+        "apscheduler",
+        "httpx",
+        "twilio.http_client",
+        "python_http_client",
+        "uvicorn.access",
+        "alembic",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -23,7 +23,10 @@ PASS_SECONDS = Histogram(
     registry=REGISTRY,
 )
 MESSAGES_SENT = Counter(
-    "reminders_messages_sent_total", "Messages handed to a provider", ["channel", "provider"], registry=REGISTRY
+    "reminders_messages_sent_total",
+    "Messages handed to a provider",
+    ["channel", "provider"],
+    registry=REGISTRY,
 )
 PROVIDER_ERRORS = Counter(
     "reminders_provider_errors_total",
@@ -32,7 +35,10 @@ PROVIDER_ERRORS = Counter(
     registry=REGISTRY,
 )
 WEBHOOKS = Counter(
-    "reminders_webhooks_total", "Webhook requests by path and outcome", ["hook", "outcome"], registry=REGISTRY
+    "reminders_webhooks_total",
+    "Webhook requests by path and outcome",
+    ["hook", "outcome"],
+    registry=REGISTRY,
 )
 
 
@@ -42,17 +48,25 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         messages = GaugeMetricFamily(
-            "reminders_messages", "Messages in the outbox by status and channel", labels=["status", "channel"]
+            "reminders_messages",
+            "Messages in the outbox by status and channel",
+            labels=["status", "channel"],
         )
-        replies = GaugeMetricFamily("reminders_replies", "Inbound replies by class", labels=["class"])
+        replies = GaugeMetricFamily(
+            "reminders_replies", "Inbound replies by class", labels=["class"]
+        )
         try:
             with self.factory() as db:
                 for status, channel, count in db.execute(
-                    select(Message.status, Message.channel, func.count()).group_by(Message.status, Message.channel)
+                    select(Message.status, Message.channel, func.count()).group_by(
+                        Message.status, Message.channel
+                    )
                 ):
                     messages.add_metric([status, channel], count)
                 for cls, count in db.execute(
-                    select(InboundMessage.classification, func.count()).group_by(InboundMessage.classification)
+                    select(InboundMessage.classification, func.count()).group_by(
+                        InboundMessage.classification
+                    )
                 ):
                     replies.add_metric([cls or "unprocessed"], count)
         except Exception:  # noqa: BLE001 - a scrape must not fail because the database is down

@@ -63,7 +63,10 @@ class Runtime:
             self._policy_stamp = stamp
             return self._policy
         if self._policy is not None and policy.fingerprint() != self._policy.fingerprint():
-            log.info("policy file changed; now in force", extra={"fields": {"fingerprint": policy.fingerprint()}})
+            log.info(
+                "policy file changed; now in force",
+                extra={"fields": {"fingerprint": policy.fingerprint()}},
+            )
         self._policy, self._policy_stamp = policy, stamp
         return policy
 

@@ -22,7 +22,9 @@ from reminders.errors import ConfigError
 PREFIX = "REMINDERS_"
 
 # Values shipped in examples and docs; refused as a real secret outside dry-run.
-PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-key", "placeholder"})
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "changeme", "secret", "dev-secret-key", "placeholder"}
+)
 
 
 class _SecretFileSource(PydanticBaseSettingsSource):
@@ -35,7 +37,9 @@ class _SecretFileSource(PydanticBaseSettingsSource):
         try:
             return Path(path).read_text().strip(), field_name, False
         except OSError as exc:
-            raise ConfigError(f"{PREFIX}{field_name.upper()}_FILE: cannot read {path}: {exc.strerror}") from exc
+            raise ConfigError(
+                f"{PREFIX}{field_name.upper()}_FILE: cannot read {path}: {exc.strerror}"
+            ) from exc
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -48,7 +52,10 @@ class _SecretFileSource(PydanticBaseSettingsSource):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_prefix=PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
         # An empty variable (e.g. passed through by docker-compose) means "not set".
         env_ignore_empty=True,
     )
@@ -235,7 +242,9 @@ class Settings(BaseSettings):
             if not self.twilio_auth_token:
                 missing.append(f"{PREFIX}TWILIO_AUTH_TOKEN")
             if not (self.twilio_from_number or self.twilio_messaging_service_sid):
-                missing.append(f"{PREFIX}TWILIO_FROM_NUMBER or {PREFIX}TWILIO_MESSAGING_SERVICE_SID")
+                missing.append(
+                    f"{PREFIX}TWILIO_FROM_NUMBER or {PREFIX}TWILIO_MESSAGING_SERVICE_SID"
+                )
         if self.email_provider == "sendgrid":
             if not self.sendgrid_api_key:
                 missing.append(f"{PREFIX}SENDGRID_API_KEY")
@@ -252,7 +261,9 @@ class Settings(BaseSettings):
         missing = self.provider_problems()
         if missing:
             chosen = f"SMS={self.sms_provider}, email={self.email_provider}"
-            raise ConfigError(f"missing setting for the chosen providers ({chosen}): {', '.join(missing)}")
+            raise ConfigError(
+                f"missing setting for the chosen providers ({chosen}): {', '.join(missing)}"
+            )
         self.secret_key_value()
 
 

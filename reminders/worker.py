@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 
 def worker_id(runtime: Runtime) -> str:
-    return runtime.settings.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return (
+        runtime.settings.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
 
 
 @dataclass
@@ -94,7 +96,12 @@ class Worker:
 
     def plan_step(self, now: datetime | None = None) -> PlanReport:
         with PASS_SECONDS.labels("plan").time(), self.runtime.session_factory() as db:
-            return plan_pass(db, policy=self.runtime.policy, default_tz=self.settings.zone, now=now or self.clock())
+            return plan_pass(
+                db,
+                policy=self.runtime.policy,
+                default_tz=self.settings.zone,
+                now=now or self.clock(),
+            )
 
     def safety_step(self, now: datetime | None = None) -> int:
         with PASS_SECONDS.labels("safety").time(), self.runtime.session_factory() as db:
@@ -169,7 +176,9 @@ def run_daemon(runtime: Runtime) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30})
+    scheduler = BackgroundScheduler(
+        job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
+    )
     jobs: dict[str, tuple[Callable[[], Any], float]] = {
         "sync": (worker.sync_step, settings.sync_interval_seconds),
         "plan": (worker.plan_step, settings.plan_interval_seconds),
@@ -178,25 +187,42 @@ def run_daemon(runtime: Runtime) -> int:
     }
     now = datetime.now(UTC)
     for name, (step, interval) in jobs.items():
-        scheduler.add_job(_guarded(name, step), "interval", seconds=interval, id=name, next_run_time=now)
+        scheduler.add_job(
+            _guarded(name, step), "interval", seconds=interval, id=name, next_run_time=now
+        )
     # The first plan runs before the first dispatch so a fresh start sends what is due at once.
     _guarded("sync", worker.sync_step)()
     _guarded("plan", worker.plan_step)()
     scheduler.start()
 
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(runtime), host=settings.http_host, port=settings.http_port, log_level="warning",
-        access_log=False, lifespan="off",
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(runtime),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
     web = threading.Thread(target=server.run, name="web", daemon=True)
     web.start()
-    event(log, "worker started", worker=worker.owner, http=f"{settings.http_host}:{settings.http_port}",
-          sms=settings.sms_provider, email=settings.email_provider)
+    event(
+        log,
+        "worker started",
+        worker=worker.owner,
+        http=f"{settings.http_host}:{settings.http_port}",
+        sms=settings.sms_provider,
+        email=settings.email_provider,
+    )
     status = 0
     while not stop.wait(0.5):
         if not web.is_alive() and not server.should_exit:
-            log.error("web server stopped: is %s:%s already in use? (REMINDERS_HTTP_PORT)",
-                      settings.http_host, settings.http_port)
+            log.error(
+                "web server stopped: is %s:%s already in use? (REMINDERS_HTTP_PORT)",
+                settings.http_host,
+                settings.http_port,
+            )
             stop.set()
             worker.dispatcher.stopping.set()
             status = 1

@@ -22,7 +22,13 @@ Command = Callable[[argparse.Namespace, Runtime], int]
 Schema = Literal["migrate", "read"] | None
 
 
-def command(parser: argparse.ArgumentParser, func: Command, *, schema: Schema, checks_providers: bool = False) -> None:
+def command(
+    parser: argparse.ArgumentParser,
+    func: Command,
+    *,
+    schema: Schema,
+    checks_providers: bool = False,
+) -> None:
     """Make ``parser`` run ``func``; ``checks_providers``: provider settings and the policy
     are validated before anything else (the commands that send)."""
     parser.set_defaults(func=func, schema=schema, checks_providers=checks_providers)
@@ -35,5 +41,7 @@ def parse_instant(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
     if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"time {text!r} needs an offset or Z (e.g. 2026-12-01T09:00:00-05:00)")
+        raise argparse.ArgumentTypeError(
+            f"time {text!r} needs an offset or Z (e.g. 2026-12-01T09:00:00-05:00)"
+        )
     return value.astimezone(UTC)

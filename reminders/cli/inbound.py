@@ -44,9 +44,18 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "inbound", help="feed one inbound SMS through the webhook's handling; print class and reply"
     )
-    parser.add_argument("--from", dest="sender", required=True, help="the sender's number (or email with --channel email)")
+    parser.add_argument(
+        "--from",
+        dest="sender",
+        required=True,
+        help="the sender's number (or email with --channel email)",
+    )
     parser.add_argument("--body", required=True, help="the message text")
-    parser.add_argument("--now", type=parse_instant, default=None, help="act as if the clock read this (ISO-8601)")
+    parser.add_argument(
+        "--now", type=parse_instant, default=None, help="act as if the clock read this (ISO-8601)"
+    )
     parser.add_argument("--sid", default=None, help="provider message id (default: a fresh one)")
-    parser.add_argument("--channel", choices=("sms", "email"), default="sms", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--channel", choices=("sms", "email"), default="sms", help=argparse.SUPPRESS
+    )
     command(parser, _cmd_inbound, schema="migrate")

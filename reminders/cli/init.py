@@ -58,8 +58,7 @@ def _cmd_init(args: argparse.Namespace, rt: Runtime) -> int:
         raise UsageError(f"{target} is not a folder")
     env_name = ".env" if not (target / ".env").exists() else ".env.example"
     templates = sorted(
-        path.relative_to(defaults.DEFAULTS_DIR)
-        for path in defaults.TEMPLATES_DIR.rglob("*.j2")
+        path.relative_to(defaults.DEFAULTS_DIR) for path in defaults.TEMPLATES_DIR.rglob("*.j2")
     )
     planned = [Path("policy.yaml"), *templates, Path(env_name)]
     clashes = [str(target / rel) for rel in planned if (target / rel).exists()]
@@ -74,7 +73,9 @@ def _cmd_init(args: argparse.Namespace, rt: Runtime) -> int:
     env_path = target / env_name
     env_path.write_text(env_text(new_secret=env_name == ".env"), encoding="utf-8")
     os.chmod(env_path, 0o600)  # it holds the secret key, and later the provider credentials
-    print(f"wrote {target / 'policy.yaml'}, {target / 'templates'}/ ({len(templates)} templates), {env_path}")
+    print(
+        f"wrote {target / 'policy.yaml'}, {target / 'templates'}/ ({len(templates)} templates), {env_path}"
+    )
     if env_name == ".env":
         print(f"{env_path} points REMINDERS_POLICY_FILE and REMINDERS_TEMPLATES_DIR at the copies;")
         print(f"run reminders from {target} (or export those settings), then: reminders check")

@@ -21,7 +21,9 @@ def register(sub: Any) -> None:
     outbox = sub.add_parser("outbox", help="list messages")
     outbox.add_argument("--status", help="only this status")
     outbox.add_argument("--patient", help="only this patient id")
-    outbox.add_argument("--limit", type=int, default=None, help="at most this many (newest due first)")
+    outbox.add_argument(
+        "--limit", type=int, default=None, help="at most this many (newest due first)"
+    )
     outbox.add_argument("--json", action="store_true", help="one JSON object per line")
     command(outbox, _cmd_outbox, schema="read")
 
@@ -41,7 +43,9 @@ def _cmd_outbox(args: argparse.Namespace, rt: Runtime) -> int:
     if not rows:
         print("no messages")
         return 0
-    print(f"{'id':>6}  {'due (local)':<22} {'channel':<7} {'status':<10} {'rule':<26} {'patient':<12} reason")
+    print(
+        f"{'id':>6}  {'due (local)':<22} {'channel':<7} {'status':<10} {'rule':<26} {'patient':<12} reason"
+    )
     for row in rows:
         print(
             f"{row['id']:>6}  {row['due_local']:<22} {row['channel']:<7} {row['status']:<10} "
@@ -78,8 +82,13 @@ def message_json(msg: Message) -> dict[str, Any]:
     }
 
 
-def list_outbox(rt: Runtime, *, status: str | None = None, patient_id: str | None = None,
-                limit: int | None = None) -> list[dict[str, Any]]:
+def list_outbox(
+    rt: Runtime,
+    *,
+    status: str | None = None,
+    patient_id: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     q = select(Message).order_by(Message.due_at, Message.id)
     if status:
         q = q.where(Message.status == status)
@@ -97,7 +106,9 @@ def list_outbox(rt: Runtime, *, status: str | None = None, patient_id: str | Non
     return rows
 
 
-def describe_session_plan(rt: Runtime, *, session_id: str, now: datetime | None = None) -> dict[str, Any]:
+def describe_session_plan(
+    rt: Runtime, *, session_id: str, now: datetime | None = None
+) -> dict[str, Any]:
     """The session, its current status, and every message it gets with rule and reason."""
     now = now or datetime.now(UTC)
     with rt.session_factory() as db:
@@ -107,16 +118,37 @@ def describe_session_plan(rt: Runtime, *, session_id: str, now: datetime | None 
         patient = db.get(Patient, session.patient_id)
         assert patient is not None
         location = db.get(Location, session.location_id) if session.location_id else None
-        tz = recipient_zone(patient_tz=patient.timezone, location_tz=location.timezone if location else None,
-                            default=rt.settings.zone)
-        facts = [SessionFacts(s.id, s.patient_id, s.starts_at, s.duration_minutes, s.kind, s.status, s.phase,
-                              s.series_number, s.location_id)
-                 for s in db.scalars(select(TreatmentSession).where(TreatmentSession.patient_id == patient.id))]
+        tz = recipient_zone(
+            patient_tz=patient.timezone,
+            location_tz=location.timezone if location else None,
+            default=rt.settings.zone,
+        )
+        facts = [
+            SessionFacts(
+                s.id,
+                s.patient_id,
+                s.starts_at,
+                s.duration_minutes,
+                s.kind,
+                s.status,
+                s.phase,
+                s.series_number,
+                s.location_id,
+            )
+            for s in db.scalars(
+                select(TreatmentSession).where(TreatmentSession.patient_id == patient.id)
+            )
+        ]
         position = derive_series(facts, patient.initial_series_size)[session.id]
         this = next(f for f in facts if f.id == session.id)
         expected = {pm.dedupe_key: pm for pm in plan_session(this, position, rt.policy, tz)}
-        messages = list(db.scalars(select(Message).where(Message.session_id == session.id)
-                                   .order_by(Message.due_at, Message.id)))
+        messages = list(
+            db.scalars(
+                select(Message)
+                .where(Message.session_id == session.id)
+                .order_by(Message.due_at, Message.id)
+            )
+        )
     timeline: list[dict[str, Any]] = []
     for msg in messages:
         row = message_json(msg)
@@ -126,18 +158,34 @@ def describe_session_plan(rt: Runtime, *, session_id: str, now: datetime | None 
     seen = {m.dedupe_key for m in messages}
     for key, pm in expected.items():
         if key not in seen:
-            timeline.append({
-                "id": None, "rule": pm.rule, "kind": pm.kind, "channel": pm.channel,
-                "due_at": pm.due_at.isoformat(), "due_local": pm.due_at.astimezone(tz).isoformat(),
-                "status": "not planned yet", "note": pm.data.get("note"),
-                "reason": "stale (its time has passed)" if pm.not_after and pm.not_after <= now else "next plan pass",
-            })
+            timeline.append(
+                {
+                    "id": None,
+                    "rule": pm.rule,
+                    "kind": pm.kind,
+                    "channel": pm.channel,
+                    "due_at": pm.due_at.isoformat(),
+                    "due_local": pm.due_at.astimezone(tz).isoformat(),
+                    "status": "not planned yet",
+                    "note": pm.data.get("note"),
+                    "reason": "stale (its time has passed)"
+                    if pm.not_after and pm.not_after <= now
+                    else "next plan pass",
+                }
+            )
     timeline.sort(key=lambda r: r["due_at"])
     info = {
-        "id": session.id, "patient_id": session.patient_id, "status": session.status, "kind": session.kind,
-        "starts_at": session.starts_at.isoformat(), "starts_local": session.starts_at.astimezone(tz).isoformat(),
-        "duration_minutes": session.duration_minutes, "phase": position.phase,
-        "series_number": position.series_number, "series_size": position.series_size, "timezone": str(tz),
+        "id": session.id,
+        "patient_id": session.patient_id,
+        "status": session.status,
+        "kind": session.kind,
+        "starts_at": session.starts_at.isoformat(),
+        "starts_local": session.starts_at.astimezone(tz).isoformat(),
+        "duration_minutes": session.duration_minutes,
+        "phase": position.phase,
+        "series_number": position.series_number,
+        "series_size": position.series_size,
+        "timezone": str(tz),
     }
     lines = [
         f"session {session.id} ({session.kind}, {session.status}) for patient {session.patient_id}",
@@ -146,10 +194,15 @@ def describe_session_plan(rt: Runtime, *, session_id: str, now: datetime | None 
     ]
     for row in timeline:
         extra = "; ".join(x for x in (row.get("reason"), row.get("note")) if x)
-        lines.append(f"  {row['due_local'][:16]}  {row['channel']:<5} {row['status']:<15} {row['rule']}"
-                     + (f"  ({extra})" if extra else ""))
+        lines.append(
+            f"  {row['due_local'][:16]}  {row['channel']:<5} {row['status']:<15} {row['rule']}"
+            + (f"  ({extra})" if extra else "")
+        )
     if not timeline:
         lines.append("  no messages")
-    return {"session": info, "status": session.status, "messages": timeline, "text": "\n".join(lines)}
-
-
+    return {
+        "session": info,
+        "status": session.status,
+        "messages": timeline,
+        "text": "\n".join(lines),
+    }

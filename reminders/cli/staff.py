@@ -21,17 +21,25 @@ from reminders.web.staff.auth import ROLES, find_user, new_one_time_password
 
 
 def register(subparsers: Any) -> None:
-    staff = subparsers.add_parser("staff", help="staff console accounts: add, reset-password, list, disable")
+    staff = subparsers.add_parser(
+        "staff", help="staff console accounts: add, reset-password, list, disable"
+    )
     sub = staff.add_subparsers(dest="staff_command", required=True, metavar="ACTION")
 
     add = sub.add_parser("add", help="create an account and print a one-time password")
     add.add_argument("email")
-    add.add_argument("--role", choices=ROLES, default="staff",
-                     help="admin: may edit templates and the policy; staff: reads, acknowledges (default)")
+    add.add_argument(
+        "--role",
+        choices=ROLES,
+        default="staff",
+        help="admin: may edit templates and the policy; staff: reads, acknowledges (default)",
+    )
     add.add_argument("--phone", help="their mobile, E.164 (for 'send me a test' by SMS)")
     command(add, _cmd_add, schema="migrate")
 
-    reset = sub.add_parser("reset-password", help="print a new one-time password and unlock the account")
+    reset = sub.add_parser(
+        "reset-password", help="print a new one-time password and unlock the account"
+    )
     reset.add_argument("email")
     command(reset, _cmd_reset, schema="migrate")
 
@@ -56,7 +64,9 @@ def _phone(value: str | None, region: str) -> str | None:
 
 def _print_password(rt: Runtime, email: str, password: str) -> None:
     print(f"one-time password for {email}: {password}")
-    print(f"sign in at {rt.settings.public_url.rstrip('/')}/staff/login; you will then choose your own password")
+    print(
+        f"sign in at {rt.settings.public_url.rstrip('/')}/staff/login; you will then choose your own password"
+    )
 
 
 def _cmd_add(args: argparse.Namespace, rt: Runtime) -> int:
@@ -67,10 +77,19 @@ def _cmd_add(args: argparse.Namespace, rt: Runtime) -> int:
     password, stored = new_one_time_password()
     with session_scope(rt.session_factory) as db:
         if find_user(db, email) is not None:
-            raise UsageError(f"{email} already has an account (use `reminders staff reset-password`)")
+            raise UsageError(
+                f"{email} already has an account (use `reminders staff reset-password`)"
+            )
         db.add(StaffUser(email=email, role=args.role, phone=phone, password_hash=stored))
-        db.add(AuditLog(actor="cli", action="staff.add", entity="staff_user", entity_id=email,
-                        detail={"role": args.role}))
+        db.add(
+            AuditLog(
+                actor="cli",
+                action="staff.add",
+                entity="staff_user",
+                entity_id=email,
+                detail={"role": args.role},
+            )
+        )
     _print_password(rt, email, password)
     return 0
 
@@ -86,7 +105,11 @@ def _cmd_reset(args: argparse.Namespace, rt: Runtime) -> int:
         user.locked_until = None
         user.active = True
         email = user.email
-        db.add(AuditLog(actor="cli", action="staff.reset_password", entity="staff_user", entity_id=email))
+        db.add(
+            AuditLog(
+                actor="cli", action="staff.reset_password", entity="staff_user", entity_id=email
+            )
+        )
     _print_password(rt, email, password)
     return 0
 
@@ -110,6 +133,8 @@ def _cmd_disable(args: argparse.Namespace, rt: Runtime) -> int:
         if user is None:
             raise UsageError(f"no account for {args.email}")
         user.active = False
-        db.add(AuditLog(actor="cli", action="staff.disable", entity="staff_user", entity_id=user.email))
+        db.add(
+            AuditLog(actor="cli", action="staff.disable", entity="staff_user", entity_id=user.email)
+        )
     print(f"{args.email} can no longer sign in")
     return 0

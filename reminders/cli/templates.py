@@ -57,7 +57,9 @@ def _cmd_list(args: argparse.Namespace, rt: Runtime) -> int:
     with session_scope(rt.session_factory) as db:
         rows = list_templates(db, rt.settings)
     if not rows:
-        print(f"no templates (looked in {', '.join(map(str, rt.settings.template_dirs))} and the database)")
+        print(
+            f"no templates (looked in {', '.join(map(str, rt.settings.template_dirs))} and the database)"
+        )
         return 0
     print(f"{'name':<24} {'channel':<7} {'language':<8} source")
     for row in rows:

@@ -16,10 +16,16 @@ from reminders.worker import run_daemon, run_tick
 def register(sub: Any) -> None:
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    command(db_sub.add_parser("upgrade", help="create or upgrade the schema"), _cmd_db_upgrade, schema=None)
+    command(
+        db_sub.add_parser("upgrade", help="create or upgrade the schema"),
+        _cmd_db_upgrade,
+        schema=None,
+    )
 
     tick = sub.add_parser("tick", help="one full pass: sync, plan, dispatch")
-    tick.add_argument("--now", type=parse_instant, default=None, help="act as if the clock read this (ISO-8601)")
+    tick.add_argument(
+        "--now", type=parse_instant, default=None, help="act as if the clock read this (ISO-8601)"
+    )
     command(tick, _cmd_tick, schema="migrate", checks_providers=True)
 
     run = sub.add_parser("run", help="the daemon: periodic passes and the web server")
@@ -71,7 +77,9 @@ def configuration_report(rt: Runtime) -> tuple[list[str], bool]:
     lines.append(f"database: {s.database_url.split('@')[-1]}")
     lines.append(f"policy: {s.policy_file or 'built-in'} ({len(rt.policy.rules)} rules)")
     lines.append(
-        f"templates: {s.templates_dir}, over the built-in" if s.templates_dir else "templates: built-in"
+        f"templates: {s.templates_dir}, over the built-in"
+        if s.templates_dir
+        else "templates: built-in"
     )
     lines.append(f"sms provider: {s.sms_provider}; email provider: {s.email_provider}")
     missing = s.provider_problems()

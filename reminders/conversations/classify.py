@@ -15,8 +15,19 @@ from typing import Literal
 from reminders.conversations.crisis import CrisisHit, CrisisScreen
 from reminders.conversations.keywords import is_confirm, is_reschedule, keyword_command, parse_score
 
-Kind = Literal["crisis", "opt_out", "opt_in", "help", "confirm", "reschedule", "checkin", "free_text"]
-KINDS: tuple[str, ...] = ("crisis", "opt_out", "opt_in", "help", "confirm", "reschedule", "checkin", "free_text")
+Kind = Literal[
+    "crisis", "opt_out", "opt_in", "help", "confirm", "reschedule", "checkin", "free_text"
+]
+KINDS: tuple[str, ...] = (
+    "crisis",
+    "opt_out",
+    "opt_in",
+    "help",
+    "confirm",
+    "reschedule",
+    "checkin",
+    "free_text",
+)
 
 
 @dataclass(frozen=True)

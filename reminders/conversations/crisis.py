@@ -31,7 +31,20 @@ from reminders.errors import ConfigError
 from reminders.settings import Settings
 
 # Look-alike characters people use (or phones produce) in place of letters.
-_LOOKALIKES = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "i"})
+_LOOKALIKES = str.maketrans(
+    {
+        "0": "o",
+        "1": "i",
+        "3": "e",
+        "4": "a",
+        "5": "s",
+        "7": "t",
+        "@": "a",
+        "$": "s",
+        "!": "i",
+        "|": "i",
+    }
+)
 # Chat spellings rewritten to what the phrase lists use.
 _REWRITES = {
     "wanna": "want to",
@@ -171,16 +184,24 @@ def token_matches(pattern: str, word: str) -> bool:
         if word.startswith(stem):
             return True
         limit = _allowed_distance(len(stem))
-        return limit > 0 and len(word) >= len(stem) - limit and any(
-            edit_distance(stem, word[:n], limit) <= limit
-            for n in range(max(1, len(stem) - limit), min(len(word), len(stem) + limit) + 1)
+        return (
+            limit > 0
+            and len(word) >= len(stem) - limit
+            and any(
+                edit_distance(stem, word[:n], limit) <= limit
+                for n in range(max(1, len(stem) - limit), min(len(word), len(stem) + limit) + 1)
+            )
         )
     if pattern == word:
         return True
     limit = _allowed_distance(len(pattern))
     if limit == 0:
         # Short words: only two neighbouring letters swapped ("wnat", "dei").
-        return len(pattern) >= 3 and sorted(pattern) == sorted(word) and edit_distance(pattern, word, 1) <= 1
+        return (
+            len(pattern) >= 3
+            and sorted(pattern) == sorted(word)
+            and edit_distance(pattern, word, 1) <= 1
+        )
     return edit_distance(pattern, word, limit) <= limit
 
 
@@ -233,9 +254,13 @@ class CrisisScreen:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise ConfigError(f"REMINDERS_CRISIS_PHRASES_FILE: cannot read {path}: {exc.strerror}") from exc
+            raise ConfigError(
+                f"REMINDERS_CRISIS_PHRASES_FILE: cannot read {path}: {exc.strerror}"
+            ) from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"REMINDERS_CRISIS_PHRASES_FILE: {path} is not valid YAML: {exc}") from exc
+            raise ConfigError(
+                f"REMINDERS_CRISIS_PHRASES_FILE: {path} is not valid YAML: {exc}"
+            ) from exc
         if not isinstance(raw, dict) or not all(
             isinstance(k, str) and isinstance(v, list) and all(isinstance(p, str) for p in v)
             for k, v in raw.items()
@@ -273,5 +298,7 @@ def screen_for(settings: Settings) -> CrisisScreen:
     try:
         mtime = path.stat().st_mtime
     except OSError as exc:
-        raise ConfigError(f"REMINDERS_CRISIS_PHRASES_FILE: cannot read {path}: {exc.strerror}") from exc
+        raise ConfigError(
+            f"REMINDERS_CRISIS_PHRASES_FILE: cannot read {path}: {exc.strerror}"
+        ) from exc
     return _load(path, mtime)

@@ -84,18 +84,26 @@ def store_inbound(
     sid = provider_message_id.replace("\x00", "")[:255] if provider_message_id else None
     with factory() as db:
         if sid is not None:
-            existing = db.scalars(select(InboundMessage).where(InboundMessage.provider_message_id == sid)).first()
+            existing = db.scalars(
+                select(InboundMessage).where(InboundMessage.provider_message_id == sid)
+            ).first()
             if existing is not None:
                 return existing.id, existing.processed_at is not None
         row = InboundMessage(
-            channel=channel, provider_message_id=sid, from_address=address, body=body, received_at=received_at
+            channel=channel,
+            provider_message_id=sid,
+            from_address=address,
+            body=body,
+            received_at=received_at,
         )
         db.add(row)
         try:
             db.commit()
         except IntegrityError:  # the same id stored concurrently
             db.rollback()
-            existing = db.scalars(select(InboundMessage).where(InboundMessage.provider_message_id == sid)).one()
+            existing = db.scalars(
+                select(InboundMessage).where(InboundMessage.provider_message_id == sid)
+            ).one()
             return existing.id, existing.processed_at is not None
         return row.id, False
 
@@ -113,11 +121,13 @@ def process_inbound(
     try:
         screen = screen_for(settings)
         with factory() as db:
-            claimed = rowcount(db.execute(
-                update(InboundMessage)
-                .where(InboundMessage.id == inbound_id, InboundMessage.processed_at.is_(None))
-                .values(processed_at=now, error=None)
-            ))
+            claimed = rowcount(
+                db.execute(
+                    update(InboundMessage)
+                    .where(InboundMessage.id == inbound_id, InboundMessage.processed_at.is_(None))
+                    .values(processed_at=now, error=None)
+                )
+            )
             if claimed != 1:
                 db.rollback()
                 return _stored_result(factory, inbound_id, duplicate=True)
@@ -126,7 +136,13 @@ def process_inbound(
             result = _apply(db, settings, inbound, screen, now=now)
             db.commit()
     except Exception as exc:  # noqa: BLE001 - keep the row, tell staff, answer the provider
-        event(log, "inbound processing failed", logging.ERROR, inbound_id=inbound_id, error=type(exc).__name__)
+        event(
+            log,
+            "inbound processing failed",
+            logging.ERROR,
+            inbound_id=inbound_id,
+            error=type(exc).__name__,
+        )
         log.debug("inbound processing failure detail", exc_info=True)
         return _record_failure(factory, settings, inbound_id, exc, now=now)
     event(
@@ -141,12 +157,16 @@ def process_inbound(
     return result
 
 
-def _stored_result(factory: sessionmaker[Session], inbound_id: int, *, duplicate: bool) -> InboundResult:
+def _stored_result(
+    factory: sessionmaker[Session], inbound_id: int, *, duplicate: bool
+) -> InboundResult:
     with factory() as db:
         row = db.get(InboundMessage, inbound_id)
         if row is None:
             return InboundResult(inbound_id, duplicate=duplicate)
-        reply = db.scalars(select(Message).where(Message.dedupe_key == f"reply:{inbound_id}")).first()
+        reply = db.scalars(
+            select(Message).where(Message.dedupe_key == f"reply:{inbound_id}")
+        ).first()
         tasks = list(db.scalars(select(StaffTask.id).where(StaffTask.inbound_id == inbound_id)))
         return InboundResult(
             inbound_id,
@@ -176,19 +196,42 @@ def _apply(
         command=command_of(inbound),
     )
     inbound.classification = cls.kind
-    result = InboundResult(inbound.id, classification=cls.kind, patient_id=inbound.patient_id, match_note=note)
-    language = language_of(patient.language if patient else (cls.crisis.language if cls.crisis else None))
+    result = InboundResult(
+        inbound.id, classification=cls.kind, patient_id=inbound.patient_id, match_note=note
+    )
+    language = language_of(
+        patient.language if patient else (cls.crisis.language if cls.crisis else None)
+    )
     clinic, phone = settings.clinic_name, settings.clinic_phone
     pid = inbound.patient_id
 
     def reply(kind: str, when: str = "") -> None:
         text = reply_text(kind, language, clinic=clinic, phone=phone, when=when)
-        queue_reply(db, inbound, cls=cls.kind, text=text, language=language, patient_id=pid, settings=settings, now=now)
+        queue_reply(
+            db,
+            inbound,
+            cls=cls.kind,
+            text=text,
+            language=language,
+            patient_id=pid,
+            settings=settings,
+            now=now,
+        )
         result.reply_text = text
 
-    def task(kind: str, summary: str, *, urgent: bool = False, session_id: str | None = None) -> StaffTask:
-        t = open_task(db, kind=kind, summary=summary, inbound=inbound, patient_id=pid,
-                       session_id=session_id, urgent=urgent, now=now)
+    def task(
+        kind: str, summary: str, *, urgent: bool = False, session_id: str | None = None
+    ) -> StaffTask:
+        t = open_task(
+            db,
+            kind=kind,
+            summary=summary,
+            inbound=inbound,
+            patient_id=pid,
+            session_id=session_id,
+            urgent=urgent,
+            now=now,
+        )
         result.task_ids.append(t.id)
         if urgent:
             result.alert_count += create_alerts(db, settings, t, now)
@@ -199,37 +242,65 @@ def _apply(
         assert cls.crisis is not None
         if patient and checkin and cls.score is not None:
             _record_score(db, settings, inbound, patient, checkin, cls.score, now)
-        task("crisis", f"Crisis language ({cls.crisis.language}: '{cls.crisis.phrase}') from {who}: {excerpt(inbound.body)}", urgent=True)
+        task(
+            "crisis",
+            f"Crisis language ({cls.crisis.language}: '{cls.crisis.phrase}') from {who}: {excerpt(inbound.body)}",
+            urgent=True,
+        )
         reply("crisis")
     elif cls.kind in ("opt_out", "opt_in"):
-        changed = _set_opt_out(db, inbound, active=cls.kind == "opt_out", actor=f"patient:{pid}" if pid else "sender", now=now)
+        changed = _set_opt_out(
+            db,
+            inbound,
+            active=cls.kind == "opt_out",
+            actor=f"patient:{pid}" if pid else "sender",
+            now=now,
+        )
         if changed or cls.kind == "opt_in":
             reply(cls.kind)
     elif cls.kind == "help":
         reply("help")
     elif patient is None:
-        task("unknown_sender", f"Message from an unknown sender ({inbound.match_note}): {excerpt(inbound.body)}")
+        task(
+            "unknown_sender",
+            f"Message from an unknown sender ({inbound.match_note}): {excerpt(inbound.body)}",
+        )
     elif cls.kind == "confirm":
         _confirm(db, settings, inbound, patient, now, reply, task)
     elif cls.kind == "reschedule":
         session = next_session(db, patient.id, now)
         if session is not None:
             when = format_when(session.starts_at, settings.zone, "en")
-            task("reschedule", f"Patient {pid} asks to reschedule session {session.id} ({when}); please call.", session_id=session.id)
+            task(
+                "reschedule",
+                f"Patient {pid} asks to reschedule session {session.id} ({when}); please call.",
+                session_id=session.id,
+            )
         else:
-            task("reschedule", f"Patient {pid} asks to reschedule, but has no upcoming session; please call.")
+            task(
+                "reschedule",
+                f"Patient {pid} asks to reschedule, but has no upcoming session; please call.",
+            )
         reply("reschedule")
     elif cls.kind == "checkin":
         assert checkin is not None and cls.score is not None
         urgent_reason = _record_score(db, settings, inbound, patient, checkin, cls.score, now)
         comment = f" with a comment: {excerpt(cls.comment)}" if cls.comment else ""
         if urgent_reason:
-            task("low_score", f"Check-in score {cls.score}/10 from patient {pid} ({urgent_reason}){comment}",
-                 urgent=True, session_id=checkin.session_id)
+            task(
+                "low_score",
+                f"Check-in score {cls.score}/10 from patient {pid} ({urgent_reason}){comment}",
+                urgent=True,
+                session_id=checkin.session_id,
+            )
             reply("low_score")
         else:
             if cls.comment:
-                task("free_text", f"Check-in score {cls.score}/10 from patient {pid}{comment}", session_id=checkin.session_id)
+                task(
+                    "free_text",
+                    f"Check-in score {cls.score}/10 from patient {pid}{comment}",
+                    session_id=checkin.session_id,
+                )
             reply("checkin_thanks")
     else:
         summary = f"Reply from patient {pid}: {excerpt(inbound.body)}"
@@ -240,7 +311,13 @@ def _apply(
 
 
 def _record_score(
-    db: Session, settings: Settings, inbound: InboundMessage, patient: Patient, checkin: Message, score: int, now: datetime
+    db: Session,
+    settings: Settings,
+    inbound: InboundMessage,
+    patient: Patient,
+    checkin: Message,
+    score: int,
+    now: datetime,
 ) -> str | None:
     """Store the score on the check-in and the trend; returns why it is urgent, if it is."""
     previous = db.scalars(
@@ -249,8 +326,16 @@ def _record_score(
         .order_by(CheckinScore.recorded_at.desc(), CheckinScore.id.desc())
         .limit(1)
     ).first()
-    db.add(CheckinScore(patient_id=patient.id, message_id=checkin.id, session_id=checkin.session_id,
-                        inbound_id=inbound.id, score=score, recorded_at=now))
+    db.add(
+        CheckinScore(
+            patient_id=patient.id,
+            message_id=checkin.id,
+            session_id=checkin.session_id,
+            inbound_id=inbound.id,
+            score=score,
+            recorded_at=now,
+        )
+    )
     inbound.score = score
     inbound.checkin_message_id = checkin.id
     if score <= settings.crisis_score_threshold:
@@ -260,19 +345,42 @@ def _record_score(
     return None
 
 
-def _set_opt_out(db: Session, inbound: InboundMessage, *, active: bool, actor: str, now: datetime) -> bool:
+def _set_opt_out(
+    db: Session, inbound: InboundMessage, *, active: bool, actor: str, now: datetime
+) -> bool:
     """Record STOP (active) or START (inactive) for this channel and address; True if it changed."""
     source = f"{inbound.channel}_{'stop' if active else 'start'}"
-    if not set_opt_out(db, channel=inbound.channel, address=inbound.from_address, source=source, active=active,
-                       at=now):
+    if not set_opt_out(
+        db,
+        channel=inbound.channel,
+        address=inbound.from_address,
+        source=source,
+        active=active,
+        at=now,
+    ):
         return False
-    db.add(AuditLog(at=now, actor=actor, action="opt_out" if active else "opt_in", entity="opt_out",
-                    entity_id=f"{inbound.channel}", detail={"inbound_id": inbound.id}))
+    db.add(
+        AuditLog(
+            at=now,
+            actor=actor,
+            action="opt_out" if active else "opt_in",
+            entity="opt_out",
+            entity_id=f"{inbound.channel}",
+            detail={"inbound_id": inbound.id},
+        )
+    )
     return True
 
 
-def _confirm(db: Session, settings: Settings, inbound: InboundMessage, patient: Patient, now: datetime,
-             reply: Any, task: Any) -> None:
+def _confirm(
+    db: Session,
+    settings: Settings,
+    inbound: InboundMessage,
+    patient: Patient,
+    now: datetime,
+    reply: Any,
+    task: Any,
+) -> None:
     session = next_session(db, patient.id, now)
     if session is None:
         task("free_text", f"Patient {patient.id} replied to confirm but has no upcoming session.")
@@ -293,13 +401,26 @@ def _confirm(db: Session, settings: Settings, inbound: InboundMessage, patient: 
     # The planner re-renders the day-of messages ("your visit is confirmed").
     patient.needs_plan = True
     patient.change_seq = (patient.change_seq or 0) + 1
-    db.add(AuditLog(at=now, actor=f"patient:{patient.id}", action="session_confirmed", entity="session",
-                    entity_id=session.id, detail={"inbound_id": inbound.id, "channel": inbound.channel}))
+    db.add(
+        AuditLog(
+            at=now,
+            actor=f"patient:{patient.id}",
+            action="session_confirmed",
+            entity="session",
+            entity_id=session.id,
+            detail={"inbound_id": inbound.id, "channel": inbound.channel},
+        )
+    )
     reply("confirmed", when)
 
 
 def _record_failure(
-    factory: sessionmaker[Session], settings: Settings, inbound_id: int, exc: Exception, *, now: datetime
+    factory: sessionmaker[Session],
+    settings: Settings,
+    inbound_id: int,
+    exc: Exception,
+    *,
+    now: datetime,
 ) -> InboundResult:
     """Keep the row with its error, and put it in front of staff (urgent if it reads as a crisis)."""
     error = f"{type(exc).__name__}: {exc}"[:500]
@@ -320,7 +441,9 @@ def _record_failure(
                 kind="crisis" if crisis else "free_text",
                 urgent=crisis,
                 inbound_id=row.id,
-                summary=f"Could not process a reply automatically ({type(exc).__name__}); please read it: {excerpt(row.body)}"[:500],
+                summary=f"Could not process a reply automatically ({type(exc).__name__}); please read it: {excerpt(row.body)}"[
+                    :500
+                ],
                 dedupe_key=f"inbound:{row.id}:failed",
                 created_at=now,
             )
@@ -331,7 +454,13 @@ def _record_failure(
             db.commit()
             result.task_ids.append(task.id)
     except Exception as inner:  # noqa: BLE001
-        event(log, "could not record inbound failure", logging.ERROR, inbound_id=inbound_id, error=type(inner).__name__)
+        event(
+            log,
+            "could not record inbound failure",
+            logging.ERROR,
+            inbound_id=inbound_id,
+            error=type(inner).__name__,
+        )
     return result
 
 

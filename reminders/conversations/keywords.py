@@ -14,23 +14,61 @@ from reminders.conversations.crisis import fold
 Command = Literal["opt_out", "opt_in", "help"]
 
 # Twilio's default opt-out / opt-in / help keywords, plus their common Spanish equivalents.
-OPT_OUT = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout",
-                     "alto", "parar", "detener", "baja"})
+OPT_OUT = frozenset(
+    {
+        "stop",
+        "stopall",
+        "unsubscribe",
+        "cancel",
+        "end",
+        "quit",
+        "revoke",
+        "optout",
+        "alto",
+        "parar",
+        "detener",
+        "baja",
+    }
+)
 # YES is a Twilio opt-in keyword; confirmations use C, never YES (docs/design.md section 9).
 OPT_IN = frozenset({"start", "unstop", "yes", "si"})
 HELP = frozenset({"help", "info", "ayuda"})
 SPANISH_KEYWORDS = frozenset({"alto", "parar", "detener", "baja", "si", "ayuda"})
 
-CONFIRM_WORDS = frozenset({"confirm", "confirmed", "confirmo", "confirmar", "confirmado", "confirmada"})
+CONFIRM_WORDS = frozenset(
+    {"confirm", "confirmed", "confirmo", "confirmar", "confirmado", "confirmada"}
+)
 RESCHEDULE_WORDS = frozenset({"reschedule", "reprogramar", "cambiar"})
 
 NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10,
-    "cero": 0, "uno": 1, "una": 1, "un": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5,
-    "seis": 6, "siete": 7, "ocho": 8, "nueve": 9, "diez": 10,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "cero": 0,
+    "uno": 1,
+    "una": 1,
+    "un": 1,
+    "dos": 2,
+    "tres": 3,
+    "cuatro": 4,
+    "cinco": 5,
+    "seis": 6,
+    "siete": 7,
+    "ocho": 8,
+    "nueve": 9,
+    "diez": 10,
 }
-_NUMBER = r"(?P<num>\d{1,2}(?:[.,]\d+)?|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
+_NUMBER = (
+    r"(?P<num>\d{1,2}(?:[.,]\d+)?|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
+)
 _LEAD = (
     r"(?:(?:i d say|id say|i would say|i say|i am|im|i m|i feel|feeling|mood|today|about|around|"
     r"maybe|like|probably|solid|a|an|its|it s|it is|un|una|como|estoy en|me siento|diria|yo diria|"

@@ -43,13 +43,18 @@ def realert_unacknowledged(db: Session, settings: Settings, now: datetime) -> in
     done = 0
     for task in due:
         # Claim this round: only one worker moves alert_count from n to n+1.
-        claimed = rowcount(db.execute(
-            update(StaffTask)
-            .where(StaffTask.id == task.id, StaffTask.alert_count == task.alert_count,
-                   StaffTask.acknowledged_at.is_(None))
-            .values(last_alert_at=now)
-            .execution_options(synchronize_session=False)
-        ))
+        claimed = rowcount(
+            db.execute(
+                update(StaffTask)
+                .where(
+                    StaffTask.id == task.id,
+                    StaffTask.alert_count == task.alert_count,
+                    StaffTask.acknowledged_at.is_(None),
+                )
+                .values(last_alert_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        )
         if claimed != 1:
             continue
         create_alerts(db, settings, task, now)
@@ -77,7 +82,9 @@ def flag_unconfirmed(db: Session, settings: Settings, now: datetime) -> int:
     if not sessions:
         return 0
     keys = {s.id: f"unconfirmed:{s.id}:{s.starts_at.isoformat()}" for s in sessions}
-    existing = set(db.scalars(select(StaffTask.dedupe_key).where(StaffTask.dedupe_key.in_(keys.values()))))
+    existing = set(
+        db.scalars(select(StaffTask.dedupe_key).where(StaffTask.dedupe_key.in_(keys.values())))
+    )
     done = 0
     for session in sessions:
         key = keys[session.id]
@@ -104,7 +111,12 @@ def flag_unconfirmed(db: Session, settings: Settings, now: datetime) -> int:
         if settings.unconfirmed_alert:
             create_alerts(db, settings, task, now)
         done += 1
-        event(log, "unconfirmed infusion flagged", session_id=session.id, patient_id=session.patient_id)
+        event(
+            log,
+            "unconfirmed infusion flagged",
+            session_id=session.id,
+            patient_id=session.patient_id,
+        )
     db.commit()
     return done
 

@@ -38,9 +38,10 @@ def create_alerts(db: Session, settings: Settings, task: StaffTask, now: datetim
     """
     number = task.alert_count + 1
     link = f"{settings.public_url.rstrip('/')}/staff/tasks/{task.id}"
-    what = {"crisis": "crisis language in a reply", "low_score": "low or falling check-in score"}.get(
-        task.kind, task.kind.replace("_", " ")
-    )
+    what = {
+        "crisis": "crisis language in a reply",
+        "low_score": "low or falling check-in score",
+    }.get(task.kind, task.kind.replace("_", " "))
     again = f" (alert {number}, not yet acknowledged)" if number > 1 else ""
     # The staff_alert template adds "URGENT", the patient id and the link around the summary.
     data: dict[str, Any] = {
@@ -51,7 +52,10 @@ def create_alerts(db: Session, settings: Settings, task: StaffTask, now: datetim
         "task_id": task.id,
         "alert_number": number,
     }
-    recipients = [("sms", i, _oncall_phone(p, settings.default_region)) for i, p in enumerate(settings.oncall_phone_list)]
+    recipients = [
+        ("sms", i, _oncall_phone(p, settings.default_region))
+        for i, p in enumerate(settings.oncall_phone_list)
+    ]
     recipients += [("email", i, e.lower()) for i, e in enumerate(settings.oncall_email_list)]
     for channel, index, address in recipients:
         db.add(
@@ -73,7 +77,12 @@ def create_alerts(db: Session, settings: Settings, task: StaffTask, now: datetim
     task.alert_count = number
     task.last_alert_at = now
     if not recipients:
-        event(log, "urgent task has no on-call recipients configured", logging.WARNING, task_id=task.id)
+        event(
+            log,
+            "urgent task has no on-call recipients configured",
+            logging.WARNING,
+            task_id=task.id,
+        )
     return len(recipients)
 
 

@@ -40,7 +40,9 @@ class Facts:
     booked_patients: set[str] = field(default_factory=set)
 
 
-def session_verdict(msg: Message, session: TreatmentSession | None, now: datetime) -> Verdict | None:
+def session_verdict(
+    msg: Message, session: TreatmentSession | None, now: datetime
+) -> Verdict | None:
     if msg.session_id is None:
         return None
     if session is None:
@@ -82,15 +84,22 @@ def contact_problem(channel: str, patient: Patient, opted_out: bool) -> str | No
     return None
 
 
-def quiet_verdict(msg: Message, *, now: datetime, policy: Policy, tz: Any, session_start: datetime | None) -> Verdict | None:
+def quiet_verdict(
+    msg: Message, *, now: datetime, policy: Policy, tz: Any, session_start: datetime | None
+) -> Verdict | None:
     """Re-check quiet hours at send time (a late pass must not text at 2 a.m.)."""
     quiet = policy.quiet(msg.channel)
     if quiet is None or quiet_period(now, quiet, tz) is None:
         return None
     pre_session = msg.kind == "reminder"
     placement = place_outside_quiet(
-        now, pre_session=pre_session, session_start=session_start, quiet=quiet, tz=tz,
-        min_lead=policy.min_lead, margin=policy.quiet_margin,
+        now,
+        pre_session=pre_session,
+        session_start=session_start,
+        quiet=quiet,
+        tz=tz,
+        min_lead=policy.min_lead,
+        margin=policy.quiet_margin,
     )
     limit = session_start if pre_session else msg.not_after
     if placement.due_at > now and (limit is None or placement.due_at < limit):
@@ -98,9 +107,17 @@ def quiet_verdict(msg: Message, *, now: datetime, policy: Policy, tz: Any, sessi
     return Verdict("skip", "quiet_hours")
 
 
-def verdict_for(msg: Message, patient: Patient | None, session: TreatmentSession | None,
-                location: Location | None, facts: Facts, now: datetime, *, policy: Policy,
-                default_zone: ZoneInfo) -> tuple[Verdict, str | None]:
+def verdict_for(
+    msg: Message,
+    patient: Patient | None,
+    session: TreatmentSession | None,
+    location: Location | None,
+    facts: Facts,
+    now: datetime,
+    *,
+    policy: Policy,
+    default_zone: ZoneInfo,
+) -> tuple[Verdict, str | None]:
     """What to do with a claimed message, and the address to send it to."""
     if msg.not_after is not None and now >= msg.not_after:
         return Verdict("skip", "session_started" if msg.kind == "reminder" else "expired"), None
@@ -119,7 +136,10 @@ def verdict_for(msg: Message, patient: Patient | None, session: TreatmentSession
 
     def problem_on(channel: str) -> str | None:
         address = patient.phone if channel == "sms" else patient.email
-        opted = bool(address) and (channel, normalise_address(channel, address or "")) in facts.opted_out
+        opted = (
+            bool(address)
+            and (channel, normalise_address(channel, address or "")) in facts.opted_out
+        )
         return contact_problem(channel, patient, opted)
 
     problem = problem_on(msg.channel)
@@ -129,12 +149,18 @@ def verdict_for(msg: Message, patient: Patient | None, session: TreatmentSession
             other_problem = problem_on(rule.fallback)
             if other_problem is None:
                 return Verdict("fallback", problem), None
-            return Verdict("skip", f"{problem}; {rule.fallback} fallback impossible: {other_problem}"), None
+            return Verdict(
+                "skip", f"{problem}; {rule.fallback} fallback impossible: {other_problem}"
+            ), None
         return Verdict("skip", problem), None
-    tz = recipient_zone(patient_tz=patient.timezone, location_tz=location.timezone if location else None,
-                        default=default_zone)
-    quiet = quiet_verdict(msg, now=now, policy=policy, tz=tz,
-                          session_start=session.starts_at if session else None)
+    tz = recipient_zone(
+        patient_tz=patient.timezone,
+        location_tz=location.timezone if location else None,
+        default=default_zone,
+    )
+    quiet = quiet_verdict(
+        msg, now=now, policy=policy, tz=tz, session_start=session.starts_at if session else None
+    )
     if quiet is not None:
         return quiet, None
     return SEND, patient.phone if msg.channel == "sms" else patient.email

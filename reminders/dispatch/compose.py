@@ -23,44 +23,88 @@ from reminders.templates.store import resolve_template
 log = logging.getLogger(__name__)
 
 
-def _calendar(settings: Settings, session: TreatmentSession, location: Location | None,
-              patient: Patient) -> Attachment:
-    tz = recipient_zone(patient_tz=patient.timezone, location_tz=location.timezone if location else None,
-                        default=settings.zone)
+def _calendar(
+    settings: Settings, session: TreatmentSession, location: Location | None, patient: Patient
+) -> Attachment:
+    tz = recipient_zone(
+        patient_tz=patient.timezone,
+        location_tz=location.timezone if location else None,
+        default=settings.zone,
+    )
     return session_ics(
-        session_id=session.id, starts_at=session.starts_at, duration_minutes=session.duration_minutes,
-        summary=f"Appointment at {settings.clinic_name}", location_name=location.name if location else "",
-        location_address=location.address if location else "", tz=tz, clinic_name=settings.clinic_name,
+        session_id=session.id,
+        starts_at=session.starts_at,
+        duration_minutes=session.duration_minutes,
+        summary=f"Appointment at {settings.clinic_name}",
+        location_name=location.name if location else "",
+        location_address=location.address if location else "",
+        tz=tz,
+        clinic_name=settings.clinic_name,
     )
 
 
-def render_outgoing(source_for: Callable[[str, str, str | None], TemplateSource], settings: Settings, *,
-                    msg: Message, patient: Patient | None, session: TreatmentSession | None,
-                    location: Location | None, to_address: str) -> tuple[OutgoingMessage, str]:
+def render_outgoing(
+    source_for: Callable[[str, str, str | None], TemplateSource],
+    settings: Settings,
+    *,
+    msg: Message,
+    patient: Patient | None,
+    session: TreatmentSession | None,
+    location: Location | None,
+    to_address: str,
+) -> tuple[OutgoingMessage, str]:
     """The message ready for its provider, and the language of the template actually used.
 
     ``source_for(name, channel, language)`` finds the live template (cached per pass)."""
     data: dict[str, Any] = dict(msg.data or {})
     wanted = (patient.language if patient else None) or msg.language or "en"
     source = source_for(msg.template, msg.channel, wanted)
-    patient_email = msg.channel == "email" and patient is not None and msg.kind in ("reminder", "checkin", "nudge")
-    unsubscribe = (unsubscribe_url(settings, patient_id=patient.id, address=to_address)
-                   if patient_email and patient else None)
+    patient_email = (
+        msg.channel == "email"
+        and patient is not None
+        and msg.kind in ("reminder", "checkin", "nudge")
+    )
+    unsubscribe = (
+        unsubscribe_url(settings, patient_id=patient.id, address=to_address)
+        if patient_email and patient
+        else None
+    )
     context = build_context(
-        settings, patient=patient, session=session, location=location,
-        series_number=data.get("series_number"), series_size=data.get("series_size"),
-        unsubscribe_url=unsubscribe, language=context_language(wanted, source.language),
-        alert=data if msg.kind == "alert" else None, reply_text=data.get("text", ""),
+        settings,
+        patient=patient,
+        session=session,
+        location=location,
+        series_number=data.get("series_number"),
+        series_size=data.get("series_size"),
+        unsubscribe_url=unsubscribe,
+        language=context_language(wanted, source.language),
+        alert=data if msg.kind == "alert" else None,
+        reply_text=data.get("text", ""),
     )
     rendered = render_source(source, context)
     attachments: tuple[Attachment, ...] = ()
-    if msg.channel == "email" and msg.kind == "reminder" and session is not None and patient is not None:
+    if (
+        msg.channel == "email"
+        and msg.kind == "reminder"
+        and session is not None
+        and patient is not None
+    ):
         attachments = (_calendar(settings, session, location, patient),)
     return OutgoingMessage(
-        message_id=msg.id, channel=msg.channel, to=to_address, body=rendered.text, subject=rendered.subject,
-        html=rendered.html, rule=msg.rule, kind=msg.kind, session_id=msg.session_id, patient_id=msg.patient_id,
-        not_after=msg.not_after, attachments=attachments,
-        headers=unsubscribe_headers(unsubscribe), unsubscribe_url=unsubscribe,
+        message_id=msg.id,
+        channel=msg.channel,
+        to=to_address,
+        body=rendered.text,
+        subject=rendered.subject,
+        html=rendered.html,
+        rule=msg.rule,
+        kind=msg.kind,
+        session_id=msg.session_id,
+        patient_id=msg.patient_id,
+        not_after=msg.not_after,
+        attachments=attachments,
+        headers=unsubscribe_headers(unsubscribe),
+        unsubscribe_url=unsubscribe,
     ), source.language
 
 
@@ -79,6 +123,7 @@ class TemplateCache:
         with self._lock:
             if key not in self._sources:
                 with self.reader() as db:
-                    self._sources[key] = resolve_template(db, self.settings, name=name, channel=channel,
-                                                          language=language)
+                    self._sources[key] = resolve_template(
+                        db, self.settings, name=name, channel=channel, language=language
+                    )
             return self._sources[key]

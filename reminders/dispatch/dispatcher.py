@@ -95,7 +95,9 @@ class Dispatcher:
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=self.settings.send_concurrency, thread_name_prefix="send")
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.settings.send_concurrency, thread_name_prefix="send"
+        )
         self._rng = random.Random()
         bind = self.session_factory.kw.get("bind")
         self._reader = make_read_session_factory(bind) if bind is not None else self.session_factory
@@ -110,8 +112,13 @@ class Dispatcher:
         while not self.stopping.is_set():
             at = now or self.clock()
             with self.session_factory() as db:
-                ids = store.claim_due(db, now=at, owner=self.owner, limit=self.settings.dispatch_batch_size,
-                                      lease=timedelta(seconds=self.settings.lease_seconds))
+                ids = store.claim_due(
+                    db,
+                    now=at,
+                    owner=self.owner,
+                    limit=self.settings.dispatch_batch_size,
+                    lease=timedelta(seconds=self.settings.lease_seconds),
+                )
             if not ids:
                 break
             try:
@@ -126,8 +133,9 @@ class Dispatcher:
 
     # -- preparing a batch ----------------------------------------------------------------------
 
-    def _prepare(self, ids: list[int], now: datetime, templates: TemplateCache,
-                 report: DispatchReport) -> list[Job]:
+    def _prepare(
+        self, ids: list[int], now: datetime, templates: TemplateCache, report: DispatchReport
+    ) -> list[Job]:
         with self._reader() as db:
             rows = db.execute(
                 select(Message, Patient, TreatmentSession, Location)
@@ -137,10 +145,14 @@ class Dispatcher:
                 .where(Message.id.in_(ids))
                 .order_by(Message.id)
             ).all()
-            facts = read_facts(db, [r[0] for r in rows], [r[1] for r in rows if r[1] is not None], now)
+            facts = read_facts(
+                db, [r[0] for r in rows], [r[1] for r in rows if r[1] is not None], now
+            )
             db.expunge_all()
         verdicts: list[tuple[Message, Verdict]] = []
-        sendable: list[tuple[Message, Patient | None, TreatmentSession | None, Location | None, str]] = []
+        sendable: list[
+            tuple[Message, Patient | None, TreatmentSession | None, Location | None, str]
+        ] = []
         for msg, patient, session, location in rows:
             if msg.lease_owner != self.owner or msg.status != "planned":
                 report.add("lost_lease")
@@ -148,8 +160,16 @@ class Dispatcher:
             if self.stopping.is_set():
                 verdicts.append((msg, Verdict("release")))
                 continue
-            verdict, address = verdict_for(msg, patient, session, location, facts, now, policy=self.policy,
-                                           default_zone=self.settings.zone)
+            verdict, address = verdict_for(
+                msg,
+                patient,
+                session,
+                location,
+                facts,
+                now,
+                policy=self.policy,
+                default_zone=self.settings.zone,
+            )
             if verdict.action == "send" and address is not None:
                 sendable.append((msg, patient, session, location, address))
             else:
@@ -157,10 +177,19 @@ class Dispatcher:
         jobs: list[Job] = []
         for msg, who, visit, place, address in sendable:
             try:
-                outgoing, language = render_outgoing(templates.source, self.settings, msg=msg, patient=who,
-                                                     session=visit, location=place, to_address=address)
+                outgoing, language = render_outgoing(
+                    templates.source,
+                    self.settings,
+                    msg=msg,
+                    patient=who,
+                    session=visit,
+                    location=place,
+                    to_address=address,
+                )
             except Exception as exc:  # noqa: BLE001 - a broken template fails this message only
-                event(log, "template error", level=logging.WARNING, id=msg.id, template=msg.template)
+                event(
+                    log, "template error", level=logging.WARNING, id=msg.id, template=msg.template
+                )
                 verdicts.append((msg, Verdict("fail", f"template_error: {exc}"[:500])))
                 continue
             jobs.append(Job(msg, outgoing, language, self.providers[msg.channel]))
@@ -175,18 +204,27 @@ class Dispatcher:
 
     # -- verdicts -------------------------------------------------------------------------------
 
-    def _apply_verdict(self, db: Session, msg: Message, verdict: Verdict, now: datetime) -> str | None:
+    def _apply_verdict(
+        self, db: Session, msg: Message, verdict: Verdict, now: datetime
+    ) -> str | None:
         if verdict.action == "release":
             store.release(db, [msg.id], owner=self.owner)
             return None
         if verdict.action == "defer":
             assert verdict.defer_until is not None
-            store.defer(db, msg.id, owner=self.owner, until=verdict.defer_until, reason=verdict.reason or "")
+            store.defer(
+                db, msg.id, owner=self.owner, until=verdict.defer_until, reason=verdict.reason or ""
+            )
             return "deferred"
         if verdict.action == "fallback":
             rule = self.policy.rule(msg.rule)
             assert rule is not None and rule.fallback is not None
-            store.finish(db, msg.id, status="skipped", reason=f"{verdict.reason}; fell back to {rule.fallback}")
+            store.finish(
+                db,
+                msg.id,
+                status="skipped",
+                reason=f"{verdict.reason}; fell back to {rule.fallback}",
+            )
             store.add_fallback(db, msg, rule.fallback, now)
             return "skipped"
         status = {"cancel": "cancelled", "fail": "failed"}.get(verdict.action, "skipped")
@@ -208,9 +246,15 @@ class Dispatcher:
                 self._release_all([msg.id])
                 return "lost_lease"
             with self.session_factory() as db:
-                marked = store.mark_sending(db, msg.id, owner=self.owner, provider=job.provider.name,
-                                            subject=job.outgoing.subject, body=job.outgoing.body,
-                                            language=job.language)
+                marked = store.mark_sending(
+                    db,
+                    msg.id,
+                    owner=self.owner,
+                    provider=job.provider.name,
+                    subject=job.outgoing.subject,
+                    body=job.outgoing.body,
+                    language=job.language,
+                )
                 db.commit()
             if not marked:
                 return "lost_lease"  # cancelled or re-planned meanwhile: not ours to send
@@ -218,11 +262,20 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
             log.exception("dispatch error", extra={"fields": {"id": msg.id}})
             with self.session_factory() as db:
-                store.finish(db, msg.id, status="failed", reason=f"internal_error: {type(exc).__name__}")
+                store.finish(
+                    db, msg.id, status="failed", reason=f"internal_error: {type(exc).__name__}"
+                )
                 db.commit()
             return "failed"
 
-    def _send(self, provider: Provider, msg: Message, outgoing: OutgoingMessage, attempts: int, now: datetime) -> str:
+    def _send(
+        self,
+        provider: Provider,
+        msg: Message,
+        outgoing: OutgoingMessage,
+        attempts: int,
+        now: datetime,
+    ) -> str:
         try:
             provider.throttle()
             provider_id = provider.send(outgoing)
@@ -230,30 +283,51 @@ class Dispatcher:
             PROVIDER_ERRORS.labels(provider.name, exc.code or "none", "unknown").inc()
             return self._record_in_doubt(msg, exc, now)
         except ProviderError as exc:
-            PROVIDER_ERRORS.labels(provider.name, exc.code or "none", str(exc.permanent).lower()).inc()
+            PROVIDER_ERRORS.labels(
+                provider.name, exc.code or "none", str(exc.permanent).lower()
+            ).inc()
             return self._record_error(msg, exc, attempts, now)
         except Exception as exc:  # noqa: BLE001 - an adapter bug: outcome unknown, do not resend blindly
             PROVIDER_ERRORS.labels(provider.name, "exception", "unknown").inc()
             log.exception("provider raised", extra={"fields": {"id": msg.id}})
             with self.session_factory() as db:
-                store.finish(db, msg.id, status="failed", reason=f"provider_exception: {type(exc).__name__}",
-                                 from_status="sending")
+                store.finish(
+                    db,
+                    msg.id,
+                    status="failed",
+                    reason=f"provider_exception: {type(exc).__name__}",
+                    from_status="sending",
+                )
                 db.commit()
             return "failed"
         MESSAGES_SENT.labels(msg.channel, provider.name).inc()
-        sent_at = max(now, self.clock())  # when the provider accepted it (the pass's clock under tick --now)
+        sent_at = max(
+            now, self.clock()
+        )  # when the provider accepted it (the pass's clock under tick --now)
         with self.session_factory() as db:
             store.mark_sent(db, msg.id, provider_message_id=provider_id, sent_at=sent_at)
             db.commit()
-        event(log, "message sent", id=msg.id, channel=msg.channel, rule=msg.rule, provider=provider.name)
+        event(
+            log,
+            "message sent",
+            id=msg.id,
+            channel=msg.channel,
+            rule=msg.rule,
+            provider=provider.name,
+        )
         return "sent"
 
     def _record_in_doubt(self, msg: Message, exc: ProviderError, now: datetime) -> str:
         """Left ``sending`` with an expired lease: visible as in doubt, never re-sent blindly.
         A delivery callback (it carries the outbox id) settles it either way."""
         with self.session_factory() as db:
-            store.mark_in_doubt(db, msg.id, reason=f"in doubt: {exc} ({exc.code}); not re-sent",
-                                error_code=exc.code, now=now)
+            store.mark_in_doubt(
+                db,
+                msg.id,
+                reason=f"in doubt: {exc} ({exc.code}); not re-sent",
+                error_code=exc.code,
+                now=now,
+            )
             db.commit()
         event(log, "send outcome unknown", level=logging.WARNING, id=msg.id, code=exc.code)
         return "in_doubt"
@@ -261,18 +335,35 @@ class Dispatcher:
     def _record_error(self, msg: Message, exc: ProviderError, attempts: int, now: datetime) -> str:
         code = exc.code or "none"
         s = self.settings
-        decision = retry.decide(exc, attempts=attempts, now=now, not_after=msg.not_after, max_attempts=s.max_attempts,
-                                base_seconds=s.retry_base_seconds, max_seconds=s.retry_max_seconds, rng=self._rng)
+        decision = retry.decide(
+            exc,
+            attempts=attempts,
+            now=now,
+            not_after=msg.not_after,
+            max_attempts=s.max_attempts,
+            base_seconds=s.retry_base_seconds,
+            max_seconds=s.retry_max_seconds,
+            rng=self._rng,
+        )
         with self.session_factory() as db:
             if decision.retry_at is not None:
                 store.schedule_retry(db, msg.id, at=decision.retry_at, error_code=code)
                 db.commit()
                 event(log, "transient error, will retry", id=msg.id, code=code, attempt=attempts)
                 return "retrying"
-            store.finish(db, msg.id, status="failed", reason=decision.reason, error_code=code, from_status="sending")
+            store.finish(
+                db,
+                msg.id,
+                status="failed",
+                reason=decision.reason,
+                error_code=code,
+                from_status="sending",
+            )
             fallback = self._apply_effect(db, msg, exc)
             db.commit()
-        event(log, "send failed", level=logging.WARNING, id=msg.id, code=code, permanent=exc.permanent)
+        event(
+            log, "send failed", level=logging.WARNING, id=msg.id, code=code, permanent=exc.permanent
+        )
         if fallback:
             self._queue_fallback(msg, now)
         return "failed"
@@ -302,5 +393,3 @@ class Dispatcher:
         with self.session_factory() as db:
             store.add_fallback(db, msg, rule.fallback, now)
             db.commit()
-
-

@@ -34,8 +34,12 @@ def _vtimezone(key: str, first_year: int, last_year: int) -> bytes:
 
     Only the transitions near the session: a full 1970-2038 history would bloat every email.
     """
-    component = Timezone.from_tzinfo(ZoneInfo(key), tzid=key, first_date=date(first_year - 1, 1, 1),
-                                     last_date=date(last_year + 2, 1, 1))
+    component = Timezone.from_tzinfo(
+        ZoneInfo(key),
+        tzid=key,
+        first_date=date(first_year - 1, 1, 1),
+        last_date=date(last_year + 2, 1, 1),
+    )
     return bytes(component.to_ical())
 
 

@@ -20,8 +20,17 @@ class RetryDecision:
     reason: str | None = None  # why it failed
 
 
-def decide(exc: ProviderError, *, attempts: int, now: datetime, not_after: datetime | None, max_attempts: int,
-           base_seconds: float, max_seconds: float, rng: random.Random) -> RetryDecision:
+def decide(
+    exc: ProviderError,
+    *,
+    attempts: int,
+    now: datetime,
+    not_after: datetime | None,
+    max_attempts: int,
+    base_seconds: float,
+    max_seconds: float,
+    rng: random.Random,
+) -> RetryDecision:
     code = exc.code or "none"
     if exc.permanent:
         return RetryDecision(None, f"provider_error {code}: {exc}"[:500])

@@ -19,13 +19,28 @@ def normalise_address(channel: str, address: str) -> str:
 
 
 def is_opted_out(db: Session, channel: str, address: str) -> bool:
-    return bool(db.scalar(select(exists().where(
-        OptOut.channel == channel, OptOut.address == normalise_address(channel, address), OptOut.active.is_(True)
-    ))))
+    return bool(
+        db.scalar(
+            select(
+                exists().where(
+                    OptOut.channel == channel,
+                    OptOut.address == normalise_address(channel, address),
+                    OptOut.active.is_(True),
+                )
+            )
+        )
+    )
 
 
-def set_opt_out(db: Session, *, channel: str, address: str, source: str, active: bool = True,
-                at: datetime | None = None) -> bool:
+def set_opt_out(
+    db: Session,
+    *,
+    channel: str,
+    address: str,
+    source: str,
+    active: bool = True,
+    at: datetime | None = None,
+) -> bool:
     """Opt out (``active``) or back in; True when this changed anything.
 
     An opt-in for an address that never opted out changes nothing. A concurrent insert of
@@ -41,8 +56,16 @@ def set_opt_out(db: Session, *, channel: str, address: str, source: str, active:
             return False
         try:
             with db.begin_nested():
-                db.add(OptOut(channel=channel, address=address, active=True, source=source,
-                              created_at=at, updated_at=at))
+                db.add(
+                    OptOut(
+                        channel=channel,
+                        address=address,
+                        active=True,
+                        source=source,
+                        created_at=at,
+                        updated_at=at,
+                    )
+                )
         except IntegrityError:
             return False
         return True

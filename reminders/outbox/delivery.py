@@ -56,7 +56,9 @@ def note_deferred(message: Message, note: str) -> bool:
     return True
 
 
-def mark_address_unusable(db: Session, message: Message, *, channel: str, address: str | None, problem: str) -> bool:
+def mark_address_unusable(
+    db: Session, message: Message, *, channel: str, address: str | None, problem: str
+) -> bool:
     """Record why the patient's phone or email cannot be used, if it is still the one reported.
 
     ``address`` is what the provider says it sent to; when it is unknown the message's
@@ -70,7 +72,9 @@ def mark_address_unusable(db: Session, message: Message, *, channel: str, addres
     current = patient.phone if channel == "sms" else patient.email
     if not current:
         return False
-    if address is not None and normalise_address(channel, current) != normalise_address(channel, address):
+    if address is not None and normalise_address(channel, current) != normalise_address(
+        channel, address
+    ):
         return False
     if channel == "sms":
         patient.phone_problem = problem[:REASON_MAX]

@@ -75,8 +75,23 @@ def insert_ignore(db: Session, rows: list[dict[str, Any]]) -> int:
     return max(int(conn.execute(lite, rows).rowcount), 0)
 
 
-_PLANNED_COLUMNS = ("dedupe_key", "patient_id", "session_id", "session_starts_at", "rule", "kind", "channel",
-                    "template", "due_at", "not_after", "status", "attempts", "data", "created_at", "updated_at")
+_PLANNED_COLUMNS = (
+    "dedupe_key",
+    "patient_id",
+    "session_id",
+    "session_starts_at",
+    "rule",
+    "kind",
+    "channel",
+    "template",
+    "due_at",
+    "not_after",
+    "status",
+    "attempts",
+    "data",
+    "created_at",
+    "updated_at",
+)
 _SQLITE_INSERT_PLANNED = (
     f"INSERT INTO messages ({', '.join(_PLANNED_COLUMNS)}) VALUES ({', '.join('?' * len(_PLANNED_COLUMNS))}) "
     "ON CONFLICT (dedupe_key) DO NOTHING"
@@ -88,21 +103,50 @@ def insert_planned(db: Session, planned: Sequence[PlannedRow], timestamp: dateti
     if not planned:
         return 0
     if db.get_bind().dialect.name != "sqlite":
-        return insert_ignore(db, [{
-            "dedupe_key": pm.dedupe_key, "patient_id": pm.patient_id, "session_id": pm.session_id,
-            "session_starts_at": pm.session_starts_at, "rule": pm.rule, "kind": pm.kind,
-            "channel": pm.channel, "template": pm.template, "due_at": pm.due_at, "not_after": pm.not_after,
-            "status": "planned", "attempts": 0, "data": pm.data, "created_at": timestamp, "updated_at": timestamp,
-        } for pm in planned])
+        return insert_ignore(
+            db,
+            [
+                {
+                    "dedupe_key": pm.dedupe_key,
+                    "patient_id": pm.patient_id,
+                    "session_id": pm.session_id,
+                    "session_starts_at": pm.session_starts_at,
+                    "rule": pm.rule,
+                    "kind": pm.kind,
+                    "channel": pm.channel,
+                    "template": pm.template,
+                    "due_at": pm.due_at,
+                    "not_after": pm.not_after,
+                    "status": "planned",
+                    "attempts": 0,
+                    "data": pm.data,
+                    "created_at": timestamp,
+                    "updated_at": timestamp,
+                }
+                for pm in planned
+            ],
+        )
     # SQLite: a DB-API executemany with values already in their stored form (SQLAlchemy's
     # per-value processing costs more than SQLite's insert); rowcount = rows inserted.
     stamp = sqlite_time(timestamp)
     values = [
-        (pm.dedupe_key, pm.patient_id, pm.session_id,
-         None if pm.session_starts_at is None else sqlite_time(pm.session_starts_at), pm.rule, pm.kind,
-         pm.channel, pm.template, sqlite_time(pm.due_at),
-         None if pm.not_after is None else sqlite_time(pm.not_after), "planned", 0, json.dumps(pm.data),
-         stamp, stamp)
+        (
+            pm.dedupe_key,
+            pm.patient_id,
+            pm.session_id,
+            None if pm.session_starts_at is None else sqlite_time(pm.session_starts_at),
+            pm.rule,
+            pm.kind,
+            pm.channel,
+            pm.template,
+            sqlite_time(pm.due_at),
+            None if pm.not_after is None else sqlite_time(pm.not_after),
+            "planned",
+            0,
+            json.dumps(pm.data),
+            stamp,
+            stamp,
+        )
         for pm in planned
     ]
     cursor = db.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -115,39 +159,98 @@ def insert_planned(db: Session, planned: Sequence[PlannedRow], timestamp: dateti
 
 def add_fallback(db: Session, msg: Message, channel: str, now: datetime) -> None:
     """Queue the same message on the rule's fallback channel (once)."""
-    insert_ignore(db, [{
-        "dedupe_key": f"{msg.dedupe_key}|fallback:{channel}"[:255],
-        "patient_id": msg.patient_id, "session_id": msg.session_id, "session_starts_at": msg.session_starts_at,
-        "rule": msg.rule, "kind": msg.kind, "channel": channel, "template": msg.template,
-        "due_at": now, "not_after": msg.not_after, "status": "planned", "attempts": 0,
-        "data": {**(msg.data or {}), "fallback_from": msg.id}, "created_at": utcnow(), "updated_at": utcnow(),
-    }])
+    insert_ignore(
+        db,
+        [
+            {
+                "dedupe_key": f"{msg.dedupe_key}|fallback:{channel}"[:255],
+                "patient_id": msg.patient_id,
+                "session_id": msg.session_id,
+                "session_starts_at": msg.session_starts_at,
+                "rule": msg.rule,
+                "kind": msg.kind,
+                "channel": channel,
+                "template": msg.template,
+                "due_at": now,
+                "not_after": msg.not_after,
+                "status": "planned",
+                "attempts": 0,
+                "data": {**(msg.data or {}), "fallback_from": msg.id},
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            }
+        ],
+    )
 
 
 # --- re-planning ------------------------------------------------------------------------------
 
 
 def _update(db: Session, *conditions: Any, **values: Any) -> None:
-    db.execute(update(Message).where(*conditions).values(**values).execution_options(synchronize_session=False))
+    db.execute(
+        update(Message)
+        .where(*conditions)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
-def revive(db: Session, message_id: int, *, due_at: datetime, not_after: datetime | None,
-           data: dict[str, Any], at: datetime) -> None:
+def revive(
+    db: Session,
+    message_id: int,
+    *,
+    due_at: datetime,
+    not_after: datetime | None,
+    data: dict[str, Any],
+    at: datetime,
+) -> None:
     """A message the planner cancelled is wanted again: back to ``planned``."""
-    _update(db, Message.id == message_id, Message.status == "cancelled",
-            status="planned", reason=None, due_at=due_at, not_after=not_after, data=data, updated_at=at)
+    _update(
+        db,
+        Message.id == message_id,
+        Message.status == "cancelled",
+        status="planned",
+        reason=None,
+        due_at=due_at,
+        not_after=not_after,
+        data=data,
+        updated_at=at,
+    )
 
 
-def move(db: Session, message_id: int, *, due_at: datetime, not_after: datetime | None,
-         data: dict[str, Any], at: datetime) -> None:
+def move(
+    db: Session,
+    message_id: int,
+    *,
+    due_at: datetime,
+    not_after: datetime | None,
+    data: dict[str, Any],
+    at: datetime,
+) -> None:
     """A planned message gets a new due time (unless a dispatcher holds it right now)."""
-    _update(db, Message.id == message_id, Message.status == "planned", Message.lease_owner.is_(None),
-            due_at=due_at, not_after=not_after, data=data, updated_at=at)
+    _update(
+        db,
+        Message.id == message_id,
+        Message.status == "planned",
+        Message.lease_owner.is_(None),
+        due_at=due_at,
+        not_after=not_after,
+        data=data,
+        updated_at=at,
+    )
 
 
 def cancel_planned(db: Session, message_id: int, *, reason: str, at: datetime) -> None:
-    _update(db, Message.id == message_id, Message.status == "planned",
-            status="cancelled", reason=reason, updated_at=at, lease_owner=None, lease_until=None)
+    _update(
+        db,
+        Message.id == message_id,
+        Message.status == "planned",
+        status="cancelled",
+        reason=reason,
+        updated_at=at,
+        lease_owner=None,
+        lease_until=None,
+    )
 
 
 # --- claiming and sending ---------------------------------------------------------------------
@@ -193,7 +296,11 @@ def claim_due(db: Session, *, now: datetime, owner: str, limit: int, lease: time
         bindparam("now", type_=UtcDateTime()),
         bindparam("until", type_=UtcDateTime()),
     )
-    rows = db.execute(stmt, {"now": now, "until": now + lease, "limit": limit, "owner": owner}).scalars().all()
+    rows = (
+        db.execute(stmt, {"now": now, "until": now + lease, "limit": limit, "owner": owner})
+        .scalars()
+        .all()
+    )
     db.commit()
     return sorted(int(r) for r in rows)
 
@@ -202,44 +309,97 @@ def claim_due(db: Session, *, now: datetime, owner: str, limit: int, lease: time
 # SQLite's execution of them).
 _MARK_SENDING = (
     update(_messages)
-    .where(_messages.c.id == bindparam("b_id"), _messages.c.status == "planned",
-           _messages.c.lease_owner == bindparam("b_owner"))
-    .values(status="sending", attempts=_messages.c.attempts + 1, provider=bindparam("b_provider"),
-            subject=bindparam("b_subject"), body=bindparam("b_body"), language=bindparam("b_language"),
-            updated_at=bindparam("b_updated", type_=UtcDateTime()))
+    .where(
+        _messages.c.id == bindparam("b_id"),
+        _messages.c.status == "planned",
+        _messages.c.lease_owner == bindparam("b_owner"),
+    )
+    .values(
+        status="sending",
+        attempts=_messages.c.attempts + 1,
+        provider=bindparam("b_provider"),
+        subject=bindparam("b_subject"),
+        body=bindparam("b_body"),
+        language=bindparam("b_language"),
+        updated_at=bindparam("b_updated", type_=UtcDateTime()),
+    )
 )
 # A delivery callback may already have moved the row on (delivered): never move it back.
 _MARK_SENT = (
     update(_messages)
     .where(_messages.c.id == bindparam("b_id"))
-    .values(provider_message_id=bindparam("b_provider_id"), sent_at=bindparam("b_sent_at", type_=UtcDateTime()),
-            lease_owner=None, lease_until=None, updated_at=bindparam("b_updated", type_=UtcDateTime()),
-            status=case((_messages.c.status == "sending", "sent"), else_=_messages.c.status),
-            reason=case((_messages.c.status == "sending", None), else_=_messages.c.reason))
+    .values(
+        provider_message_id=bindparam("b_provider_id"),
+        sent_at=bindparam("b_sent_at", type_=UtcDateTime()),
+        lease_owner=None,
+        lease_until=None,
+        updated_at=bindparam("b_updated", type_=UtcDateTime()),
+        status=case((_messages.c.status == "sending", "sent"), else_=_messages.c.status),
+        reason=case((_messages.c.status == "sending", None), else_=_messages.c.reason),
+    )
 )
 
 
-def mark_sending(db: Session, message_id: int, *, owner: str, provider: str, subject: str | None,
-                 body: str, language: str) -> bool:
+def mark_sending(
+    db: Session,
+    message_id: int,
+    *,
+    owner: str,
+    provider: str,
+    subject: str | None,
+    body: str,
+    language: str,
+) -> bool:
     """``planned`` -> ``sending`` with the text about to go out; False when the row is no
     longer ours to send (cancelled, re-planned, or another worker's lease)."""
-    marked = db.connection().execute(_MARK_SENDING, {
-        "b_id": message_id, "b_owner": owner, "b_provider": provider, "b_subject": subject, "b_body": body,
-        "b_language": language, "b_updated": utcnow(),
-    }).rowcount
+    marked = (
+        db.connection()
+        .execute(
+            _MARK_SENDING,
+            {
+                "b_id": message_id,
+                "b_owner": owner,
+                "b_provider": provider,
+                "b_subject": subject,
+                "b_body": body,
+                "b_language": language,
+                "b_updated": utcnow(),
+            },
+        )
+        .rowcount
+    )
     return bool(marked == 1)
 
 
 def mark_sent(db: Session, message_id: int, *, provider_message_id: str, sent_at: datetime) -> None:
-    db.connection().execute(_MARK_SENT, {"b_id": message_id, "b_provider_id": provider_message_id,
-                                         "b_sent_at": sent_at, "b_updated": utcnow()})
+    db.connection().execute(
+        _MARK_SENT,
+        {
+            "b_id": message_id,
+            "b_provider_id": provider_message_id,
+            "b_sent_at": sent_at,
+            "b_updated": utcnow(),
+        },
+    )
 
 
-def finish(db: Session, message_id: int, *, status: str, reason: str | None, error_code: str | None = None,
-           from_status: str = "planned") -> None:
+def finish(
+    db: Session,
+    message_id: int,
+    *,
+    status: str,
+    reason: str | None,
+    error_code: str | None = None,
+    from_status: str = "planned",
+) -> None:
     """An end state (``failed``, ``cancelled``, ``skipped``) with its reason; the lease ends."""
-    values: dict[str, Any] = {"status": status, "reason": reason, "lease_owner": None, "lease_until": None,
-                              "updated_at": utcnow()}
+    values: dict[str, Any] = {
+        "status": status,
+        "reason": reason,
+        "lease_owner": None,
+        "lease_until": None,
+        "updated_at": utcnow(),
+    }
     if error_code is not None:
         values["error_code"] = error_code
     _update(db, Message.id == message_id, Message.status == from_status, **values)
@@ -247,29 +407,67 @@ def finish(db: Session, message_id: int, *, status: str, reason: str | None, err
 
 def release(db: Session, ids: list[int], *, owner: str) -> None:
     """Give claimed, unsent messages back (shutting down, a batch that failed)."""
-    _update(db, Message.id.in_(ids), Message.lease_owner == owner, Message.status == "planned",
-            lease_owner=None, lease_until=None)
+    _update(
+        db,
+        Message.id.in_(ids),
+        Message.lease_owner == owner,
+        Message.status == "planned",
+        lease_owner=None,
+        lease_until=None,
+    )
 
 
 def defer(db: Session, message_id: int, *, owner: str, until: datetime, reason: str) -> None:
-    _update(db, Message.id == message_id, Message.lease_owner == owner,
-            due_at=until, reason=f"deferred: {reason}", lease_owner=None, lease_until=None, updated_at=utcnow())
+    _update(
+        db,
+        Message.id == message_id,
+        Message.lease_owner == owner,
+        due_at=until,
+        reason=f"deferred: {reason}",
+        lease_owner=None,
+        lease_until=None,
+        updated_at=utcnow(),
+    )
 
 
 def schedule_retry(db: Session, message_id: int, *, at: datetime, error_code: str) -> None:
     """``sending`` -> ``planned`` again, not before ``at`` (a transient provider error)."""
-    _update(db, Message.id == message_id, Message.status == "sending",
-            status="planned", next_attempt_at=at, error_code=error_code,
-            reason=f"retrying after transient error {error_code}", lease_owner=None, lease_until=None,
-            updated_at=utcnow())
+    _update(
+        db,
+        Message.id == message_id,
+        Message.status == "sending",
+        status="planned",
+        next_attempt_at=at,
+        error_code=error_code,
+        reason=f"retrying after transient error {error_code}",
+        lease_owner=None,
+        lease_until=None,
+        updated_at=utcnow(),
+    )
 
 
-def mark_in_doubt(db: Session, message_id: int, *, reason: str, error_code: str | None, now: datetime) -> None:
+def mark_in_doubt(
+    db: Session, message_id: int, *, reason: str, error_code: str | None, now: datetime
+) -> None:
     """Left ``sending`` with an expired lease: visible as in doubt, never re-sent blindly."""
-    _update(db, Message.id == message_id, Message.status == "sending",
-            reason=reason, error_code=error_code, lease_owner=None, lease_until=now, updated_at=utcnow())
+    _update(
+        db,
+        Message.id == message_id,
+        Message.status == "sending",
+        reason=reason,
+        error_code=error_code,
+        lease_owner=None,
+        lease_until=now,
+        updated_at=utcnow(),
+    )
 
 
 def count_in_doubt(db: Session, now: datetime) -> int:
-    return int(db.scalar(select(func.count()).select_from(Message).where(
-        Message.status == "sending", Message.lease_until < now)) or 0)
+    return int(
+        db.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.status == "sending", Message.lease_until < now)
+        )
+        or 0
+    )

@@ -37,7 +37,9 @@ def _serializer(settings: Settings) -> URLSafeSerializer:
 
 def address_tag(settings: Settings, address: str) -> str:
     key = settings.secret_key_value().encode()
-    return hmac.new(key, b"unsubscribe-address:" + address.strip().lower().encode(), hashlib.sha256).hexdigest()[:24]
+    return hmac.new(
+        key, b"unsubscribe-address:" + address.strip().lower().encode(), hashlib.sha256
+    ).hexdigest()[:24]
 
 
 def make_token(settings: Settings, *, patient_id: str, address: str) -> str:
@@ -46,10 +48,16 @@ def make_token(settings: Settings, *, patient_id: str, address: str) -> str:
 
 
 def unsubscribe_url(settings: Settings, *, patient_id: str, address: str) -> str:
-    return settings.public_url.rstrip("/") + UNSUBSCRIBE_PATH + make_token(settings, patient_id=patient_id, address=address)
+    return (
+        settings.public_url.rstrip("/")
+        + UNSUBSCRIBE_PATH
+        + make_token(settings, patient_id=patient_id, address=address)
+    )
 
 
-def read_token(settings: Settings, token: str, *, db: Session | None = None) -> UnsubscribeToken | None:
+def read_token(
+    settings: Settings, token: str, *, db: Session | None = None
+) -> UnsubscribeToken | None:
     """The token's content, or None when forged, malformed or (given ``db``) revoked."""
     try:
         payload = _serializer(settings).loads(token)
@@ -66,7 +74,9 @@ def read_token(settings: Settings, token: str, *, db: Session | None = None) -> 
 
 
 def token_matches_address(settings: Settings, token: UnsubscribeToken, address: str | None) -> bool:
-    return bool(address) and hmac.compare_digest(token.address_tag, address_tag(settings, address or ""))
+    return bool(address) and hmac.compare_digest(
+        token.address_tag, address_tag(settings, address or "")
+    )
 
 
 def revoke_token(settings: Settings, token: str, *, db: Session) -> bool:

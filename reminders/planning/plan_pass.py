@@ -119,8 +119,13 @@ def plan_pass(
     last_id = ""
     while True:
         patients = db.execute(
-            select(Patient.id, Patient.timezone, Patient.initial_series_size,
-                   Patient.maintenance_interval_days, Patient.change_seq)
+            select(
+                Patient.id,
+                Patient.timezone,
+                Patient.initial_series_size,
+                Patient.maintenance_interval_days,
+                Patient.change_seq,
+            )
             .where(Patient.needs_plan.is_(True), Patient.id > last_id)
             .order_by(Patient.id)
             .limit(batch_size)
@@ -135,8 +140,15 @@ def plan_pass(
         report.patients += len(patients)
     db.commit()
     if report.patients:
-        event(log, "plan pass", patients=report.patients, inserted=report.inserted,
-              cancelled=report.cancelled, moved=report.updated, restored=report.revived)
+        event(
+            log,
+            "plan pass",
+            patients=report.patients,
+            inserted=report.inserted,
+            cancelled=report.cancelled,
+            moved=report.updated,
+            restored=report.revived,
+        )
     return report
 
 
@@ -153,24 +165,40 @@ def _plan_batch(
     sessions_by_patient: dict[str, list[SessionFacts]] = defaultdict(list)
     for row in db.execute(
         select(
-            TreatmentSession.id, TreatmentSession.patient_id, TreatmentSession.starts_at,
-            TreatmentSession.duration_minutes, TreatmentSession.kind, TreatmentSession.status,
-            TreatmentSession.phase, TreatmentSession.series_number, TreatmentSession.location_id,
+            TreatmentSession.id,
+            TreatmentSession.patient_id,
+            TreatmentSession.starts_at,
+            TreatmentSession.duration_minutes,
+            TreatmentSession.kind,
+            TreatmentSession.status,
+            TreatmentSession.phase,
+            TreatmentSession.series_number,
+            TreatmentSession.location_id,
         ).where(among(db, TreatmentSession.patient_id, ids))
     ):
         sessions_by_patient[row.patient_id].append(SessionFacts(*row))
 
     existing_by_key: dict[str, Any] = {}
     for existing in db.execute(
-        select(Message.id, Message.dedupe_key, Message.status, Message.reason, Message.kind,
-               Message.session_id, Message.session_starts_at, Message.due_at, Message.not_after,
-               Message.patient_id)
+        select(
+            Message.id,
+            Message.dedupe_key,
+            Message.status,
+            Message.reason,
+            Message.kind,
+            Message.session_id,
+            Message.session_starts_at,
+            Message.due_at,
+            Message.not_after,
+            Message.patient_id,
+        )
         # By patient only: a status condition here makes SQLite pick the (status, due_at)
         # index and scan every planned message for each batch.
         .where(among(db, Message.patient_id, ids))
     ):
         if existing.kind in PATIENT_KINDS and (
-            existing.status == "planned" or (existing.status == "cancelled" and existing.reason in REVIVABLE_REASONS)
+            existing.status == "planned"
+            or (existing.status == "cancelled" and existing.reason in REVIVABLE_REASONS)
         ):
             existing_by_key[existing.dedupe_key] = existing
 
@@ -179,8 +207,14 @@ def _plan_batch(
     timestamp = utcnow()
     for patient in patients:
         sessions = sessions_by_patient.get(patient.id, [])
-        for pm in plan_patient(patient=patient, sessions=sessions, location_zones=locations,
-                               policy=policy, default_tz=default_tz, now=now):
+        for pm in plan_patient(
+            patient=patient,
+            sessions=sessions,
+            location_zones=locations,
+            policy=policy,
+            default_tz=default_tz,
+            now=now,
+        ):
             wanted.add(pm.dedupe_key)
             current = existing_by_key.get(pm.dedupe_key)
             stale = pm.not_after is not None and pm.not_after <= now
@@ -191,15 +225,30 @@ def _plan_batch(
                 inserts.append(pm)
             elif current.status == "cancelled":
                 if not stale:
-                    store.revive(db, current.id, due_at=pm.due_at, not_after=pm.not_after, data=pm.data,
-                                 at=timestamp)
+                    store.revive(
+                        db,
+                        current.id,
+                        due_at=pm.due_at,
+                        not_after=pm.not_after,
+                        data=pm.data,
+                        at=timestamp,
+                    )
                     report.revived += 1
             elif current.due_at != pm.due_at or current.not_after != pm.not_after:
-                store.move(db, current.id, due_at=pm.due_at, not_after=pm.not_after, data=pm.data, at=timestamp)
+                store.move(
+                    db,
+                    current.id,
+                    due_at=pm.due_at,
+                    not_after=pm.not_after,
+                    data=pm.data,
+                    at=timestamp,
+                )
                 report.updated += 1
 
     sessions_by_id = {s.id: s for ss in sessions_by_patient.values() for s in ss}
-    future_by_patient = {pid: has_future_session(ss, now) for pid, ss in sessions_by_patient.items()}
+    future_by_patient = {
+        pid: has_future_session(ss, now) for pid, ss in sessions_by_patient.items()
+    }
     for key, row in existing_by_key.items():
         if key in wanted or row.status != "planned":
             continue

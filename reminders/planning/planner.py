@@ -80,7 +80,9 @@ def nudge_key(rule: str, channel: str, patient_id: str, anchor_session_id: str, 
     return f"{rule}|{channel}|nudge|{patient_id}|{anchor_session_id}|{number}"
 
 
-def derive_series(sessions: Sequence[SessionFacts], initial_series_size: int) -> dict[str, SeriesPosition]:
+def derive_series(
+    sessions: Sequence[SessionFacts], initial_series_size: int
+) -> dict[str, SeriesPosition]:
     """Phase and series number for each session, where the clinic did not give them.
 
     Infusions are numbered by start time among the patient's non-cancelled infusions;
@@ -139,7 +141,9 @@ def plan_session(
                 min_lead=policy.min_lead,
                 margin=policy.quiet_margin,
             )
-            not_after = session.starts_at if pre_session else placement.due_at + policy.expiry_for(rule)
+            not_after = (
+                session.starts_at if pre_session else placement.due_at + policy.expiry_for(rule)
+            )
             data: dict[str, Any] = {
                 "series_number": position.series_number,
                 "series_size": position.series_size,
@@ -248,12 +252,16 @@ def plan_patient(
     planned: list[PlannedMessage] = []
     for s in sessions:
         tz = recipient_zone(
-            patient_tz=patient.timezone, location_tz=location_zones.get(s.location_id or ""), default=default_tz
+            patient_tz=patient.timezone,
+            location_tz=location_zones.get(s.location_id or ""),
+            default=default_tz,
         )
         planned.extend(plan_session(s, positions[s.id], policy, tz))
     last_location = max(sessions, key=lambda s: s.starts_at).location_id if sessions else None
     nudge_tz = recipient_zone(
-        patient_tz=patient.timezone, location_tz=location_zones.get(last_location or ""), default=default_tz
+        patient_tz=patient.timezone,
+        location_tz=location_zones.get(last_location or ""),
+        default=default_tz,
     )
     planned.extend(
         plan_nudges(

@@ -34,7 +34,9 @@ from reminders.outbox.status import Channel
 RuleKind = Literal["reminder", "checkin", "nudge"]
 PRE_SESSION_KINDS = frozenset({"reminder"})
 
-_OFFSET_RE = re.compile(r"^\s*(?P<sign>[+-])?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m)?\s*$")
+_OFFSET_RE = re.compile(
+    r"^\s*(?P<sign>[+-])?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m)?\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,10 @@ class QuietHours(BaseModel):
         return local >= self.start or local < self.end
 
 
-DEFAULT_QUIET: dict[Channel, QuietHours | None] = {"sms": QuietHours(start=time(21), end=time(8)), "email": None}
+DEFAULT_QUIET: dict[Channel, QuietHours | None] = {
+    "sms": QuietHours(start=time(21), end=time(8)),
+    "email": None,
+}
 
 
 class SessionSelector(BaseModel):
@@ -169,7 +174,9 @@ class Rule(BaseModel):
         if self.kind != "nudge" and self.when is None:
             raise ValueError("'when' is required (an offset like '-1d' or {day: 1, at: '10:00'})")
         if self.kind == "reminder" and isinstance(self.when, Offset) and not self.when.before:
-            raise ValueError("a reminder's 'when' must be before the session (negative, like '-1d')")
+            raise ValueError(
+                "a reminder's 'when' must be before the session (negative, like '-1d')"
+            )
         if self.kind == "reminder" and isinstance(self.when, FixedTime) and self.when.day >= 0:
             raise ValueError("a reminder's fixed time must be on an earlier day (day: -1 or less)")
         if self.kind == "checkin" and self.when is not None:
@@ -191,7 +198,9 @@ class Rule(BaseModel):
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quiet_hours: dict[Channel, QuietHours | None] = Field(default_factory=lambda: dict(DEFAULT_QUIET))
+    quiet_hours: dict[Channel, QuietHours | None] = Field(
+        default_factory=lambda: dict(DEFAULT_QUIET)
+    )
     min_lead: Duration = timedelta(hours=1)
     # How long before quiet hours begin a pre-session message moved to "the evening before" goes.
     quiet_margin: Duration = timedelta(minutes=15)
@@ -244,7 +253,9 @@ def parse_policy(raw: Any, *, source: str = "policy") -> Policy:
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:
-        raise PolicyError(f"{source}: " + "; ".join(_describe(err, raw) for err in exc.errors())) from None
+        raise PolicyError(
+            f"{source}: " + "; ".join(_describe(err, raw) for err in exc.errors())
+        ) from None
 
 
 def _describe(err: Any, raw: dict[str, Any]) -> str:
@@ -252,8 +263,19 @@ def _describe(err: Any, raw: dict[str, Any]) -> str:
     where = ".".join(str(p) for p in loc)
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
         rules = raw.get("rules") or []
-        name = rules[loc[1]].get("name") if loc[1] < len(rules) and isinstance(rules[loc[1]], dict) else None
-        field = ".".join(str(p) for p in loc[2:] if not str(p).startswith(("function-", "Offset", "FixedTime"))) or "rule"
+        name = (
+            rules[loc[1]].get("name")
+            if loc[1] < len(rules) and isinstance(rules[loc[1]], dict)
+            else None
+        )
+        field = (
+            ".".join(
+                str(p)
+                for p in loc[2:]
+                if not str(p).startswith(("function-", "Offset", "FixedTime"))
+            )
+            or "rule"
+        )
         label = f"rule {name!r}" if name else f"rule #{loc[1] + 1}"
         return f"{label} field '{field}': {_clean(err['msg'])}"
     return f"field '{where}': {_clean(err['msg'])}"
@@ -261,5 +283,3 @@ def _describe(err: Any, raw: dict[str, Any]) -> str:
 
 def _clean(msg: str) -> str:
     return msg.removeprefix("Value error, ")
-
-

@@ -55,7 +55,9 @@ def shift(anchor: datetime, offset: Offset, tz: ZoneInfo) -> datetime:
     result = anchor.astimezone(UTC)
     if offset.days:
         local = anchor.astimezone(tz)
-        result = to_local_instant(local.date() + timedelta(days=offset.days), local.time().replace(tzinfo=None), tz)
+        result = to_local_instant(
+            local.date() + timedelta(days=offset.days), local.time().replace(tzinfo=None), tz
+        )
     return result + timedelta(minutes=offset.minutes)
 
 
@@ -64,7 +66,9 @@ def fixed_local(anchor: datetime, fixed: FixedTime, tz: ZoneInfo) -> datetime:
     return to_local_instant(local_day, fixed.at, tz)
 
 
-def quiet_period(instant: datetime, quiet: QuietHours, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
+def quiet_period(
+    instant: datetime, quiet: QuietHours, tz: ZoneInfo
+) -> tuple[datetime, datetime] | None:
     """The (start, end) of the quiet period containing ``instant``, or None when outside."""
     local = instant.astimezone(tz)
     if not quiet.contains(local.time().replace(tzinfo=None)):
@@ -112,4 +116,7 @@ def place_outside_quiet(
     if end <= session_start - min_lead:
         return Placement(end, f"quiet hours: moved to their end, {end.astimezone(tz):%H:%M} local")
     earlier = start - margin
-    return Placement(earlier, f"quiet hours: end is too close to the session; moved to {earlier.astimezone(tz):%H:%M} local the evening before")
+    return Placement(
+        earlier,
+        f"quiet hours: end is too close to the session; moved to {earlier.astimezone(tz):%H:%M} local the evening before",
+    )

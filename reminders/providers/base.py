@@ -66,7 +66,9 @@ class ProviderError(Exception):
 
 
 class TransientError(ProviderError):
-    def __init__(self, message: str, *, code: str | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message, permanent=False, code=code, retry_after=retry_after)
 
 

@@ -50,5 +50,7 @@ class DryRunProvider(Provider):
         # threads (and processes, O_APPEND) never interleave.
         with self._lock, open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line)
-        event(log, "dry-run send", id=message.message_id, channel=message.channel, rule=message.rule)
+        event(
+            log, "dry-run send", id=message.message_id, channel=message.channel, rule=message.rule
+        )
         return provider_id

@@ -66,7 +66,10 @@ class DatabaseRateLimiter(RateLimiter):
         if self.rate <= 0:
             return
         with self.engine.begin() as conn:
-            wait = float(conn.execute(_TAKE_SLOT, {"provider": self.provider,
-                                                    "interval": 1.0 / self.rate}).scalar_one())
+            wait = float(
+                conn.execute(
+                    _TAKE_SLOT, {"provider": self.provider, "interval": 1.0 / self.rate}
+                ).scalar_one()
+            )
         if wait > 0:
             time.sleep(min(wait, timedelta(minutes=5).total_seconds()))

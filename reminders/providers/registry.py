@@ -16,7 +16,11 @@ def build_sms_provider(settings: Settings) -> Provider:
         from reminders.providers.twilio.send import TwilioProvider
 
         return TwilioProvider.from_settings(settings)
-    return DryRunProvider(channel="sms", directory=settings.dryrun_dir, rate_per_second=settings.dryrun_rate_per_second)
+    return DryRunProvider(
+        channel="sms",
+        directory=settings.dryrun_dir,
+        rate_per_second=settings.dryrun_rate_per_second,
+    )
 
 
 def build_email_provider(settings: Settings) -> Provider:
@@ -28,7 +32,11 @@ def build_email_provider(settings: Settings) -> Provider:
         from reminders.providers.smtp.send import SmtpProvider
 
         return SmtpProvider.from_settings(settings)
-    return DryRunProvider(channel="email", directory=settings.dryrun_dir, rate_per_second=settings.dryrun_rate_per_second)
+    return DryRunProvider(
+        channel="email",
+        directory=settings.dryrun_dir,
+        rate_per_second=settings.dryrun_rate_per_second,
+    )
 
 
 def build_providers(settings: Settings, *, engine: Engine | None = None) -> dict[str, Provider]:
@@ -38,6 +46,7 @@ def build_providers(settings: Settings, *, engine: Engine | None = None) -> dict
     providers = {"sms": build_sms_provider(settings), "email": build_email_provider(settings)}
     if engine is not None and engine.dialect.name == "postgresql":
         for provider in providers.values():
-            provider.limiter = DatabaseRateLimiter(engine, f"{provider.name}:{provider.channel}",
-                                                   provider.limiter.rate)
+            provider.limiter = DatabaseRateLimiter(
+                engine, f"{provider.name}:{provider.channel}", provider.limiter.rate
+            )
     return providers

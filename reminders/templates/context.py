@@ -149,8 +149,11 @@ def build_context(
         "confirmed": False,
     }
     if session is not None:
-        zone = recipient_zone(patient_tz=patient.timezone if patient else None,
-                              location_tz=location.timezone if location else None, default=settings.zone)
+        zone = recipient_zone(
+            patient_tz=patient.timezone if patient else None,
+            location_tz=location.timezone if location else None,
+            default=settings.zone,
+        )
         local = session.starts_at.astimezone(zone)
         session_vars.update(
             date=format_day(local, lang),

@@ -40,7 +40,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    for router in (twilio_webhooks.router, sendgrid_webhooks.router, unsubscribe.router, staff.router):
+    for router in (
+        twilio_webhooks.router,
+        sendgrid_webhooks.router,
+        unsubscribe.router,
+        staff.router,
+    ):
         app.include_router(router)
     return app
 

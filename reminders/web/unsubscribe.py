@@ -37,12 +37,17 @@ button{{font-size:1rem;padding:.6rem 1.2rem}}</style></head>
 
 def _page(title: str, content: str, status_code: int = 200) -> HTMLResponse:
     # The page never shows the address: whoever holds the link sees only the clinic's name.
-    return HTMLResponse(_PAGE.format(title=escape(title), content=content), status_code=status_code,
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(
+        _PAGE.format(title=escape(title), content=content),
+        status_code=status_code,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
 
 
 def _not_found() -> HTMLResponse:
-    return _page("Link not valid", "<p>This unsubscribe link is not valid or no longer works.</p>", 404)
+    return _page(
+        "Link not valid", "<p>This unsubscribe link is not valid or no longer works.</p>", 404
+    )
 
 
 @router.get("/unsubscribe/{token}")
@@ -64,14 +69,18 @@ def confirm_page(token: str, request: Request) -> HTMLResponse:
 @router.post("/unsubscribe/{token}")
 async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     runtime = runtime_of(request)
-    found = await run_in_threadpool(apply_unsubscribe, runtime.settings, runtime.session_factory, token)
+    found = await run_in_threadpool(
+        apply_unsubscribe, runtime.settings, runtime.session_factory, token
+    )
     if not found:
         return _not_found()
     clinic = escape(runtime.settings.clinic_name)
     return _page("You are unsubscribed", f"<p>You will no longer receive emails from {clinic}.</p>")
 
 
-def apply_unsubscribe(settings: Settings, session_factory: sessionmaker[Session], token: str) -> bool:
+def apply_unsubscribe(
+    settings: Settings, session_factory: sessionmaker[Session], token: str
+) -> bool:
     """Record the email opt-out for a valid token; False when the token is not valid."""
     with session_factory() as db:
         content = read_token(settings, token, db=db)
@@ -83,16 +92,30 @@ def apply_unsubscribe(settings: Settings, session_factory: sessionmaker[Session]
         # Only the address the email went to: if the patient has changed it since, the old
         # one no longer gets our mail and the new one was never asked about.
         matches = token_matches_address(settings, content, email)
-        created = matches and set_opt_out(db, channel="email", address=email or "", source="unsubscribe")
-        db.add(AuditLog(
-            actor=f"patient:{content.patient_id}",
-            action="unsubscribe",
-            entity="patient",
-            entity_id=content.patient_id,
-            detail={"channel": "email", "token_id": content.token_id, "recorded": bool(created),
-                    "address_current": bool(matches)},
-        ))
+        created = matches and set_opt_out(
+            db, channel="email", address=email or "", source="unsubscribe"
+        )
+        db.add(
+            AuditLog(
+                actor=f"patient:{content.patient_id}",
+                action="unsubscribe",
+                entity="patient",
+                entity_id=content.patient_id,
+                detail={
+                    "channel": "email",
+                    "token_id": content.token_id,
+                    "recorded": bool(created),
+                    "address_current": bool(matches),
+                },
+            )
+        )
         db.commit()
-        event(log, "email unsubscribe", patient=content.patient_id, token_id=content.token_id,
-              recorded=bool(created), address_current=bool(matches))
+        event(
+            log,
+            "email unsubscribe",
+            patient=content.patient_id,
+            token_id=content.token_id,
+            recorded=bool(created),
+            address_current=bool(matches),
+        )
         return True

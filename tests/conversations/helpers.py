@@ -26,20 +26,57 @@ def sign(params: dict[str, str], url: str = SMS_URL, token: str = TOKEN) -> str:
     return RequestValidator(token).compute_signature(url, params)
 
 
-def post_sms(client: TestClient, body: str, *, sender: str = P1, sid: str, extra: dict[str, str] | None = None) -> Any:
-    params = {"MessageSid": sid, "AccountSid": "AC123", "From": sender, "To": "+14105550000", "Body": body}
+def post_sms(
+    client: TestClient,
+    body: str,
+    *,
+    sender: str = P1,
+    sid: str,
+    extra: dict[str, str] | None = None,
+) -> Any:
+    params = {
+        "MessageSid": sid,
+        "AccountSid": "AC123",
+        "From": sender,
+        "To": "+14105550000",
+        "Body": body,
+    }
     params.update(extra or {})
-    return client.post("/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": sign(params)})
+    return client.post(
+        "/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": sign(params)}
+    )
 
 
 def seed_clinic(db: Session, now: datetime) -> None:
-    db.add(Location(id="main", name="Downtown", address="1 Main St", phone="+14105550100", timezone="America/New_York"))
+    db.add(
+        Location(
+            id="main",
+            name="Downtown",
+            address="1 Main St",
+            phone="+14105550100",
+            timezone="America/New_York",
+        )
+    )
     db.add_all(
         [
-            Patient(id="p1", first_name="Ana", phone=P1, email="ana@example.com", language="en",
-                    sms_consent=True, email_consent=True),
-            Patient(id="p2", first_name="Beto", phone=P2, email="beto@example.com", language="es",
-                    sms_consent=True, email_consent=True),
+            Patient(
+                id="p1",
+                first_name="Ana",
+                phone=P1,
+                email="ana@example.com",
+                language="en",
+                sms_consent=True,
+                email_consent=True,
+            ),
+            Patient(
+                id="p2",
+                first_name="Beto",
+                phone=P2,
+                email="beto@example.com",
+                language="es",
+                sms_consent=True,
+                email_consent=True,
+            ),
             Patient(id="p3", first_name="Carla", phone=FAMILY, language="en", sms_consent=True),
             Patient(id="p4", first_name="Dani", phone=FAMILY, language="en", sms_consent=True),
         ]
@@ -47,22 +84,52 @@ def seed_clinic(db: Session, now: datetime) -> None:
     db.flush()
     db.add_all(
         [
-            TreatmentSession(id="s1-past", patient_id="p1", location_id="main", starts_at=now - timedelta(days=2),
-                             status="completed"),
-            TreatmentSession(id="s1-cancelled", patient_id="p1", location_id="main",
-                             starts_at=now + timedelta(days=1), status="cancelled"),
-            TreatmentSession(id="s1-next", patient_id="p1", location_id="main", starts_at=now + timedelta(days=2)),
-            TreatmentSession(id="s1-later", patient_id="p1", location_id="main", starts_at=now + timedelta(days=5)),
-            TreatmentSession(id="s2-next", patient_id="p2", location_id="main", starts_at=now + timedelta(days=3)),
-            TreatmentSession(id="s3-next", patient_id="p3", location_id="main", starts_at=now + timedelta(days=4)),
-            TreatmentSession(id="s4-next", patient_id="p4", location_id="main", starts_at=now + timedelta(days=4)),
+            TreatmentSession(
+                id="s1-past",
+                patient_id="p1",
+                location_id="main",
+                starts_at=now - timedelta(days=2),
+                status="completed",
+            ),
+            TreatmentSession(
+                id="s1-cancelled",
+                patient_id="p1",
+                location_id="main",
+                starts_at=now + timedelta(days=1),
+                status="cancelled",
+            ),
+            TreatmentSession(
+                id="s1-next", patient_id="p1", location_id="main", starts_at=now + timedelta(days=2)
+            ),
+            TreatmentSession(
+                id="s1-later",
+                patient_id="p1",
+                location_id="main",
+                starts_at=now + timedelta(days=5),
+            ),
+            TreatmentSession(
+                id="s2-next", patient_id="p2", location_id="main", starts_at=now + timedelta(days=3)
+            ),
+            TreatmentSession(
+                id="s3-next", patient_id="p3", location_id="main", starts_at=now + timedelta(days=4)
+            ),
+            TreatmentSession(
+                id="s4-next", patient_id="p4", location_id="main", starts_at=now + timedelta(days=4)
+            ),
         ]
     )
     db.commit()
 
 
-def sent_message(db: Session, *, patient_id: str, kind: str, sent_at: datetime, session_id: str | None = None,
-                 key: str | None = None) -> Message:
+def sent_message(
+    db: Session,
+    *,
+    patient_id: str,
+    kind: str,
+    sent_at: datetime,
+    session_id: str | None = None,
+    key: str | None = None,
+) -> Message:
     msg = Message(
         dedupe_key=key or f"test:{patient_id}:{kind}:{sent_at.isoformat()}",
         patient_id=patient_id,

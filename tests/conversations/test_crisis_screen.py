@@ -21,23 +21,38 @@ def screen() -> CrisisScreen:
 
 
 def _rows() -> list[dict[str, object]]:
-    return [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line)
+        for line in LABELLED.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
 
 
 def test_labelled_set_is_big_and_mixed() -> None:
     rows = _rows()
     assert len(rows) >= 200
-    assert {(r["lang"], r["crisis"]) for r in rows} == {("en", True), ("en", False), ("es", True), ("es", False)}
+    assert {(r["lang"], r["crisis"]) for r in rows} == {
+        ("en", True),
+        ("en", False),
+        ("es", True),
+        ("es", False),
+    }
 
 
-def test_recall_is_100_percent_and_false_alarms_reported(screen: CrisisScreen, capsys: pytest.CaptureFixture[str]) -> None:
+def test_recall_is_100_percent_and_false_alarms_reported(
+    screen: CrisisScreen, capsys: pytest.CaptureFixture[str]
+) -> None:
     rows = _rows()
     misses = [r["text"] for r in rows if r["crisis"] and screen.screen(str(r["text"])) is None]
-    false_alarms = [r["text"] for r in rows if not r["crisis"] and screen.screen(str(r["text"])) is not None]
+    false_alarms = [
+        r["text"] for r in rows if not r["crisis"] and screen.screen(str(r["text"])) is not None
+    ]
     safe = sum(1 for r in rows if not r["crisis"])
     with capsys.disabled():
-        print(f"\ncrisis screen: recall 100% required, misses={len(misses)}; "
-              f"false alarms {len(false_alarms)}/{safe} = {len(false_alarms) / safe:.1%}")
+        print(
+            f"\ncrisis screen: recall 100% required, misses={len(misses)}; "
+            f"false alarms {len(false_alarms)}/{safe} = {len(false_alarms) / safe:.1%}"
+        )
     assert misses == []
     # Not a target, a tripwire: a phrase change that floods staff with alarms should be noticed.
     assert len(false_alarms) / safe < 0.15
@@ -54,7 +69,9 @@ def _perturb(text: str, rng: random.Random) -> str:
         i = rng.choice(positions)
         return text[:i] + text[i] * rng.randint(2, 4) + text[i:]
     if choice == 3:
-        return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+        return "".join(
+            ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
+        )
     if choice == 4:
         return text.replace("i", "1", 1) if "i" in text else text.lower()
     return "..." + text.lower().replace(" ", " , ", 1)
@@ -74,9 +91,22 @@ def test_recall_survives_case_spacing_and_spelling_noise(screen: CrisisScreen) -
 
 @pytest.mark.parametrize(
     "text",
-    ["I want to kill myself", "KILL MY SELF", "kil myslef", "suiciiiide", "s u i c i d e", "kms", "k1ll myself",
-     "su*cide", "I'm not suicidal but I keep thinking about ending it all", "quiero morirme", "ME QUIERO MORIR",
-     "no puedo más", "me quiero matar", "i wnat to die"],
+    [
+        "I want to kill myself",
+        "KILL MY SELF",
+        "kil myslef",
+        "suiciiiide",
+        "s u i c i d e",
+        "kms",
+        "k1ll myself",
+        "su*cide",
+        "I'm not suicidal but I keep thinking about ending it all",
+        "quiero morirme",
+        "ME QUIERO MORIR",
+        "no puedo más",
+        "me quiero matar",
+        "i wnat to die",
+    ],
 )
 def test_hits(screen: CrisisScreen, text: str) -> None:
     assert screen.screen(text) is not None
@@ -84,8 +114,18 @@ def test_hits(screen: CrisisScreen, text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["This traffic is killing me", "I could kill for a coffee", "I'm dying to see you", "C", "STOP", "7/10",
-     "I won't be around on Tuesday", "Ya no puedo ir el lunes", "Me muero de hambre", "I want to dye my hair"],
+    [
+        "This traffic is killing me",
+        "I could kill for a coffee",
+        "I'm dying to see you",
+        "C",
+        "STOP",
+        "7/10",
+        "I won't be around on Tuesday",
+        "Ya no puedo ir el lunes",
+        "Me muero de hambre",
+        "I want to dye my hair",
+    ],
 )
 def test_everyday_phrases(screen: CrisisScreen, text: str) -> None:
     assert screen.screen(text) is None

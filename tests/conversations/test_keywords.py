@@ -14,8 +14,21 @@ SCREEN = CrisisScreen.from_file(CRISIS_PHRASES_FILE)
 
 @pytest.mark.parametrize(
     ("text", "score"),
-    [("7", 7), ("7/10", 7), ("7 / 10", 7), ("a 7", 7), ("seven", 7), ("Siete", 7), ("un 7", 7), ("0", 0),
-     ("10", 10), ("7 out of 10", 7), ("I'd say 6.5", 6), ("8 - slept well", 8), ("Me siento un 4", 4)],
+    [
+        ("7", 7),
+        ("7/10", 7),
+        ("7 / 10", 7),
+        ("a 7", 7),
+        ("seven", 7),
+        ("Siete", 7),
+        ("un 7", 7),
+        ("0", 0),
+        ("10", 10),
+        ("7 out of 10", 7),
+        ("I'd say 6.5", 6),
+        ("8 - slept well", 8),
+        ("Me siento un 4", 4),
+    ],
 )
 def test_scores(text: str, score: int) -> None:
     parsed = parse_score(text)
@@ -29,15 +42,29 @@ def test_not_scores(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "command"),
-    [("STOP", "opt_out"), (" stop. ", "opt_out"), ("Unsubscribe", "opt_out"), ("START", "opt_in"), ("yes", "opt_in"),
-     ("Info", "help"), ("stop calling my sister", None), ("C", None)],
+    [
+        ("STOP", "opt_out"),
+        (" stop. ", "opt_out"),
+        ("Unsubscribe", "opt_out"),
+        ("START", "opt_in"),
+        ("yes", "opt_in"),
+        ("Info", "help"),
+        ("stop calling my sister", None),
+        ("C", None),
+    ],
 )
 def test_keywords(text: str, command: str | None) -> None:
     assert keyword_command(text) == command
 
 
 def _kind(text: str, checkin: bool = False) -> str:
-    return classify(text, screen=SCREEN, confirm_keyword="C", reschedule_keyword="R", checkin_outstanding=checkin).kind
+    return classify(
+        text,
+        screen=SCREEN,
+        confirm_keyword="C",
+        reschedule_keyword="R",
+        checkin_outstanding=checkin,
+    ).kind
 
 
 def test_order() -> None:
@@ -52,4 +79,13 @@ def test_order() -> None:
 
 @given(st.text(max_size=300))
 def test_classify_never_fails(text: str) -> None:
-    assert _kind(text, checkin=True) in {"crisis", "opt_out", "opt_in", "help", "confirm", "reschedule", "checkin", "free_text"}
+    assert _kind(text, checkin=True) in {
+        "crisis",
+        "opt_out",
+        "opt_in",
+        "help",
+        "confirm",
+        "reschedule",
+        "checkin",
+        "free_text",
+    }

@@ -22,11 +22,20 @@ def test_crisis_at_3am_from_opted_out_patient_alerts_and_replies(clinic: Runtime
     rt = clinic
     with rt.session_factory() as db:
         db.add(OptOut(channel="sms", address=P1, active=True, source="sms_stop"))
-        db.add(OptOut(channel="email", address="ana@example.com", active=True, source="unsubscribe"))
+        db.add(
+            OptOut(channel="email", address="ana@example.com", active=True, source="unsubscribe")
+        )
         db.get(Patient, "p1").sms_consent = False  # type: ignore[union-attr]
         db.commit()
-    result = receive(rt.session_factory, rt.settings, channel="sms", from_address=P1,
-                     body="i just want it all to end tonight", provider_message_id="SM-3am", now=three_am)
+    result = receive(
+        rt.session_factory,
+        rt.settings,
+        channel="sms",
+        from_address=P1,
+        body="i just want it all to end tonight",
+        provider_message_id="SM-3am",
+        now=three_am,
+    )
     assert result.classification == "crisis" and result.alert_count == 3
     with rt.session_factory() as db:
         rows = list(db.scalars(select(Message).order_by(Message.id)))
@@ -44,14 +53,24 @@ def test_crisis_at_3am_from_opted_out_patient_alerts_and_replies(clinic: Runtime
 
 def test_unacknowledged_urgent_task_is_realerted(clinic: Runtime, now: datetime) -> None:
     rt = clinic
-    receive(rt.session_factory, rt.settings, channel="sms", from_address=P1, body="kms", provider_message_id="SM-k", now=now)
+    receive(
+        rt.session_factory,
+        rt.settings,
+        channel="sms",
+        from_address=P1,
+        body="kms",
+        provider_message_id="SM-k",
+        now=now,
+    )
     with rt.session_factory() as db:
         # Before 15 minutes: nothing more.
         assert run_safety_checks(db, rt.settings, now + timedelta(minutes=14)) >= 0
         assert len(list(db.scalars(select(Message).where(Message.kind == "alert")))) == 3
     with rt.session_factory() as db:
         assert run_safety_checks(db, rt.settings, now + timedelta(minutes=15, seconds=1)) >= 1
-        alerts = list(db.scalars(select(Message).where(Message.kind == "alert").order_by(Message.id)))
+        alerts = list(
+            db.scalars(select(Message).where(Message.kind == "alert").order_by(Message.id))
+        )
         assert len(alerts) == 6 and alerts[-1].data["alert_number"] == 2
         task = db.scalars(select(StaffTask)).one()
         assert task.alert_count == 2
@@ -69,11 +88,29 @@ def test_unacknowledged_urgent_task_is_realerted(clinic: Runtime, now: datetime)
 def test_unconfirmed_infusion_flagged_once(clinic: Runtime, now: datetime) -> None:
     rt = clinic
     with rt.session_factory() as db:
-        db.add(TreatmentSession(id="soon", patient_id="p2", location_id="main", starts_at=now + timedelta(hours=10)))
-        db.add(TreatmentSession(id="soon-confirmed", patient_id="p3", location_id="main",
-                                starts_at=now + timedelta(hours=10), status="confirmed"))
-        db.add(TreatmentSession(id="soon-consult", patient_id="p4", location_id="main",
-                                starts_at=now + timedelta(hours=10), kind="consultation"))
+        db.add(
+            TreatmentSession(
+                id="soon", patient_id="p2", location_id="main", starts_at=now + timedelta(hours=10)
+            )
+        )
+        db.add(
+            TreatmentSession(
+                id="soon-confirmed",
+                patient_id="p3",
+                location_id="main",
+                starts_at=now + timedelta(hours=10),
+                status="confirmed",
+            )
+        )
+        db.add(
+            TreatmentSession(
+                id="soon-consult",
+                patient_id="p4",
+                location_id="main",
+                starts_at=now + timedelta(hours=10),
+                kind="consultation",
+            )
+        )
         db.commit()
     with rt.session_factory() as db:
         assert run_safety_checks(db, rt.settings, now) == 1

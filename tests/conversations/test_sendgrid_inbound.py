@@ -16,10 +16,22 @@ from tests.conversations.helpers import INBOUND_SECRET
 URL = f"/webhooks/sendgrid/inbound/{INBOUND_SECRET}"
 
 
-def _post(client: TestClient, text: str, *, sender: str = "Ana Diaz <Ana@Example.com>", url: str = URL,
-          message_id: str = "<abc@mail.example.com>", **kwargs: object):  # type: ignore[no-untyped-def]
-    data = {"from": sender, "to": "replies@clinic.example", "subject": "Re: Your visit", "text": text,
-            "headers": f"Message-ID: {message_id}\nSubject: Re: Your visit\n"}
+def _post(
+    client: TestClient,
+    text: str,
+    *,
+    sender: str = "Ana Diaz <Ana@Example.com>",
+    url: str = URL,
+    message_id: str = "<abc@mail.example.com>",
+    **kwargs: object,
+):  # type: ignore[no-untyped-def]
+    data = {
+        "from": sender,
+        "to": "replies@clinic.example",
+        "subject": "Re: Your visit",
+        "text": text,
+        "headers": f"Message-ID: {message_id}\nSubject: Re: Your visit\n",
+    }
     return client.post(url, data=data, files={"attachment-info": (None, "{}")}, **kwargs)  # type: ignore[arg-type]
 
 
@@ -28,7 +40,11 @@ def test_email_confirmation_matched_by_address(client: TestClient, clinic: Runti
     assert _post(client, quoted).status_code == 200
     with clinic.session_factory() as db:
         inbound = db.scalars(select(InboundMessage)).one()
-        assert (inbound.channel, inbound.patient_id, inbound.classification) == ("email", "p1", "confirm")
+        assert (inbound.channel, inbound.patient_id, inbound.classification) == (
+            "email",
+            "p1",
+            "confirm",
+        )
         assert db.get(TreatmentSession, "s1-next").status == "confirmed"
         reply = db.scalars(select(Message).where(Message.kind == "reply")).one()
         assert (reply.channel, reply.to_address) == ("email", "ana@example.com")
@@ -61,7 +77,9 @@ def test_wrong_secret_refused_and_nothing_stored(client: TestClient, clinic: Run
 
 def test_basic_auth_variant(client: TestClient, clinic: Runtime) -> None:
     auth = base64.b64encode(f"sendgrid:{INBOUND_SECRET}".encode()).decode()
-    response = _post(client, "R", url="/webhooks/sendgrid/inbound", headers={"Authorization": f"Basic {auth}"})
+    response = _post(
+        client, "R", url="/webhooks/sendgrid/inbound", headers={"Authorization": f"Basic {auth}"}
+    )
     assert response.status_code == 200
     with clinic.session_factory() as db:
         assert db.scalars(select(InboundMessage)).one().classification == "reschedule"

@@ -11,26 +11,44 @@ from reminders.db.models import InboundMessage, Message, OptOut, StaffTask
 from reminders.runtime import Runtime
 from tests.conversations.helpers import INBOUND_SECRET, P1, sign
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
 any_text = st.text(max_size=400)
-field_names = st.sampled_from(["MessageSid", "From", "To", "Body", "AccountSid", "NumMedia", "SmsSid"]) | st.text(max_size=20)
+field_names = st.sampled_from(
+    ["MessageSid", "From", "To", "Body", "AccountSid", "NumMedia", "SmsSid"]
+) | st.text(max_size=20)
 forms = st.dictionaries(field_names, any_text, max_size=8)
 
 
 def _stored(rt: Runtime) -> tuple[int, int, int, int]:
     with rt.session_factory() as db:
         return tuple(  # type: ignore[return-value]
-            db.scalar(select(func.count()).select_from(model)) or 0 for model in (InboundMessage, Message, OptOut, StaffTask)
+            db.scalar(select(func.count()).select_from(model)) or 0
+            for model in (InboundMessage, Message, OptOut, StaffTask)
         )
 
 
 @FUZZ
-@given(form=forms, signature=st.none() | header_text, extra=st.dictionaries(
-    st.sampled_from(["Content-Type", "X-Twilio-Webhooks-Signature-Settings", "Host", "X-Forwarded-Proto"]),
-    header_text, max_size=3))
-def test_unauthenticated_sms_never_500_and_stores_nothing(client: TestClient, clinic: Runtime, form: dict[str, str],
-                                                         signature: str | None, extra: dict[str, str]) -> None:
+@given(
+    form=forms,
+    signature=st.none() | header_text,
+    extra=st.dictionaries(
+        st.sampled_from(
+            ["Content-Type", "X-Twilio-Webhooks-Signature-Settings", "Host", "X-Forwarded-Proto"]
+        ),
+        header_text,
+        max_size=3,
+    ),
+)
+def test_unauthenticated_sms_never_500_and_stores_nothing(
+    client: TestClient,
+    clinic: Runtime,
+    form: dict[str, str],
+    signature: str | None,
+    extra: dict[str, str],
+) -> None:
     headers = dict(extra)
     if signature is not None:
         headers["X-Twilio-Signature"] = signature
@@ -41,26 +59,42 @@ def test_unauthenticated_sms_never_500_and_stores_nothing(client: TestClient, cl
 
 @FUZZ
 @given(body=st.binary(max_size=2000), content_type=header_text, signature=header_text)
-def test_raw_bytes_never_500(client: TestClient, clinic: Runtime, body: bytes, content_type: str, signature: str) -> None:
-    response = client.post("/webhooks/twilio/sms", content=body,
-                           headers={"Content-Type": content_type, "X-Twilio-Signature": signature})
+def test_raw_bytes_never_500(
+    client: TestClient, clinic: Runtime, body: bytes, content_type: str, signature: str
+) -> None:
+    response = client.post(
+        "/webhooks/twilio/sms",
+        content=body,
+        headers={"Content-Type": content_type, "X-Twilio-Signature": signature},
+    )
     assert response.status_code < 500
     assert _stored(clinic)[0] == 0
 
 
 @FUZZ
-@given(form=forms, sender=st.sampled_from([P1, "+14105550199", "", "not a number", "+1"]) | any_text,
-       body=any_text, sid=st.none() | any_text)
-def test_signed_sms_never_500(client: TestClient, clinic: Runtime, form: dict[str, str], sender: str, body: str,
-                             sid: str | None) -> None:
+@given(
+    form=forms,
+    sender=st.sampled_from([P1, "+14105550199", "", "not a number", "+1"]) | any_text,
+    body=any_text,
+    sid=st.none() | any_text,
+)
+def test_signed_sms_never_500(
+    client: TestClient,
+    clinic: Runtime,
+    form: dict[str, str],
+    sender: str,
+    body: str,
+    sid: str | None,
+) -> None:
     params = dict(form)
     params["From"] = sender
     params["Body"] = body
     if sid is not None:
         params["MessageSid"] = sid
     # What the form encoder sends is what Twilio would have signed.
-    response = client.post("/webhooks/twilio/sms", data=params,
-                           headers={"X-Twilio-Signature": sign(_as_sent(params))})
+    response = client.post(
+        "/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": sign(_as_sent(params))}
+    )
     assert response.status_code == 200, response.text
     assert response.text.startswith("<?xml")
 
@@ -71,12 +105,24 @@ def _as_sent(params: dict[str, str]) -> dict[str, str]:
 
 
 @FUZZ
-@given(form=st.dictionaries(st.sampled_from(["from", "text", "subject", "headers", "to", "html"]) | st.text(max_size=10),
-                            any_text, max_size=6),
-       secret=st.sampled_from([INBOUND_SECRET, "wrong", ""]) | header_text)
-def test_sendgrid_inbound_never_500(client: TestClient, clinic: Runtime, form: dict[str, str], secret: str) -> None:
+@given(
+    form=st.dictionaries(
+        st.sampled_from(["from", "text", "subject", "headers", "to", "html"])
+        | st.text(max_size=10),
+        any_text,
+        max_size=6,
+    ),
+    secret=st.sampled_from([INBOUND_SECRET, "wrong", ""]) | header_text,
+)
+def test_sendgrid_inbound_never_500(
+    client: TestClient, clinic: Runtime, form: dict[str, str], secret: str
+) -> None:
     before = _stored(clinic)[0]
-    url = "/webhooks/sendgrid/inbound/" + secret.replace("/", "").replace("?", "").replace("#", "") if secret else "/webhooks/sendgrid/inbound"
+    url = (
+        "/webhooks/sendgrid/inbound/" + secret.replace("/", "").replace("?", "").replace("#", "")
+        if secret
+        else "/webhooks/sendgrid/inbound"
+    )
     response = client.post(url, data=form, files={"attachment-info": (None, "{}")})
     assert response.status_code < 500
     if secret != INBOUND_SECRET:

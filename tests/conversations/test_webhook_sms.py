@@ -63,13 +63,20 @@ def test_stop_records_opt_out_and_start_resumes(client: TestClient, clinic: Runt
     post_sms(client, "Start", sid="SM-start-1")
     with clinic.session_factory() as db:
         assert db.scalars(select(OptOut)).one().active is False
-        assert db.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.entity == "opt_out")) == 2
+        assert (
+            db.scalar(
+                select(func.count()).select_from(AuditLog).where(AuditLog.entity == "opt_out")
+            )
+            == 2
+        )
     assert [r.rule for r in _replies(clinic)] == ["reply:opt_out", "reply:opt_in"]
     assert [i.classification for i in _inbound(clinic)] == ["opt_out", "opt_out", "opt_in"]
 
 
 def test_every_twilio_opt_out_keyword(client: TestClient, clinic: Runtime) -> None:
-    for n, word in enumerate(["STOPALL", "unsubscribe", "Cancel", "END", "quit", "REVOKE", "optout"]):
+    for n, word in enumerate(
+        ["STOPALL", "unsubscribe", "Cancel", "END", "quit", "REVOKE", "optout"]
+    ):
         post_sms(client, word, sid=f"SM-kw-{n}")
         post_sms(client, "UNSTOP", sid=f"SM-kw-in-{n}")
     assert [i.classification for i in _inbound(clinic)] == ["opt_out", "opt_in"] * 7
@@ -89,7 +96,10 @@ def test_help_names_clinic_phone_frequency_and_stop(client: TestClient, clinic: 
 def test_c_confirms_the_next_open_session(client: TestClient, clinic: Runtime) -> None:
     post_sms(client, "c", sid="SM-c")
     with clinic.session_factory() as db:
-        statuses = {s.id: (s.status, s.confirmed_at is not None) for s in db.scalars(select(TreatmentSession))}
+        statuses = {
+            s.id: (s.status, s.confirmed_at is not None)
+            for s in db.scalars(select(TreatmentSession))
+        }
         audit = db.scalars(select(AuditLog).where(AuditLog.action == "session_confirmed")).one()
     # Not the cancelled one tomorrow, not the later one, not anyone else's.
     assert statuses["s1-next"] == ("confirmed", True)
@@ -104,48 +114,86 @@ def test_c_confirms_the_next_open_session(client: TestClient, clinic: Runtime) -
 def test_r_creates_a_reschedule_task(client: TestClient, clinic: Runtime) -> None:
     post_sms(client, "R", sender=P2, sid="SM-r")
     (task,) = _tasks(clinic)
-    assert (task.kind, task.patient_id, task.session_id, task.urgent) == ("reschedule", "p2", "s2-next", False)
+    assert (task.kind, task.patient_id, task.session_id, task.urgent) == (
+        "reschedule",
+        "p2",
+        "s2-next",
+        False,
+    )
     (reply,) = _replies(clinic)
     assert reply.language == "es" and "Gracias" in reply.data["text"]
 
 
-def test_checkin_answer_stored_against_the_right_checkin(client: TestClient, clinic: Runtime, now: datetime) -> None:
+def test_checkin_answer_stored_against_the_right_checkin(
+    client: TestClient, clinic: Runtime, now: datetime
+) -> None:
     with clinic.session_factory() as db:
-        old = sent_message(db, patient_id="p1", kind="checkin", sent_at=now - timedelta(days=5), session_id="s1-past")
-        recent = sent_message(db, patient_id="p1", kind="checkin", sent_at=now - timedelta(hours=3), session_id="s1-past")
+        old = sent_message(
+            db,
+            patient_id="p1",
+            kind="checkin",
+            sent_at=now - timedelta(days=5),
+            session_id="s1-past",
+        )
+        recent = sent_message(
+            db,
+            patient_id="p1",
+            kind="checkin",
+            sent_at=now - timedelta(hours=3),
+            session_id="s1-past",
+        )
         sent_message(db, patient_id="p2", kind="checkin", sent_at=now - timedelta(hours=1))
     post_sms(client, "7/10", sid="SM-score")
     with clinic.session_factory() as db:
         score = db.scalars(select(CheckinScore)).one()
         inbound = db.scalars(select(InboundMessage)).one()
-    assert (score.patient_id, score.message_id, score.session_id, score.score) == ("p1", recent.id, "s1-past", 7)
+    assert (score.patient_id, score.message_id, score.session_id, score.score) == (
+        "p1",
+        recent.id,
+        "s1-past",
+        7,
+    )
     assert score.message_id != old.id
-    assert (inbound.classification, inbound.score, inbound.checkin_message_id) == ("checkin", 7, recent.id)
+    assert (inbound.classification, inbound.score, inbound.checkin_message_id) == (
+        "checkin",
+        7,
+        recent.id,
+    )
     assert _tasks(clinic) == []  # a good score with no comment needs no one
     # The check-in is answered: another number is now free text.
     post_sms(client, "8", sid="SM-score-2")
     assert _inbound(clinic)[-1].classification == "free_text"
 
 
-def test_a_number_without_an_outstanding_checkin_is_free_text(client: TestClient, clinic: Runtime) -> None:
+def test_a_number_without_an_outstanding_checkin_is_free_text(
+    client: TestClient, clinic: Runtime
+) -> None:
     post_sms(client, "seven", sid="SM-seven")
     assert _inbound(clinic)[0].classification == "free_text"
     assert _tasks(clinic, "free_text")
 
 
-def test_low_score_and_big_drop_alert_on_call(client: TestClient, clinic: Runtime, now: datetime) -> None:
+def test_low_score_and_big_drop_alert_on_call(
+    client: TestClient, clinic: Runtime, now: datetime
+) -> None:
     with clinic.session_factory() as db:
-        sent_message(db, patient_id="p1", kind="checkin", sent_at=now - timedelta(hours=30), key="c1")
+        sent_message(
+            db, patient_id="p1", kind="checkin", sent_at=now - timedelta(hours=30), key="c1"
+        )
     post_sms(client, "9", sid="SM-9")
     with clinic.session_factory() as db:
-        sent_message(db, patient_id="p1", kind="checkin", sent_at=now - timedelta(hours=2), key="c2")
+        sent_message(
+            db, patient_id="p1", kind="checkin", sent_at=now - timedelta(hours=2), key="c2"
+        )
     post_sms(client, "a 5", sid="SM-5")  # 9 -> 5: a drop of 4
     (task,) = _tasks(clinic)
     assert task.kind == "low_score" and task.urgent and "down 4" in task.summary
     with clinic.session_factory() as db:
         alerts = list(db.scalars(select(Message).where(Message.kind == "alert")))
     assert len(alerts) == 3
-    assert _replies(clinic)[-1].rule == "reply:checkin" and "988" in _replies(clinic)[-1].data["text"]
+    assert (
+        _replies(clinic)[-1].rule == "reply:checkin" and "988" in _replies(clinic)[-1].data["text"]
+    )
 
 
 def test_free_text_lands_in_the_inbox(client: TestClient, clinic: Runtime) -> None:
@@ -171,33 +219,64 @@ def test_repeated_message_sid_is_processed_once(client: TestClient, clinic: Runt
     assert len(_replies(clinic)) == 1
 
 
-def test_bad_or_missing_signature_refused_and_nothing_stored(client: TestClient, clinic: Runtime) -> None:
+def test_bad_or_missing_signature_refused_and_nothing_stored(
+    client: TestClient, clinic: Runtime
+) -> None:
     params = {"MessageSid": "SM-bad", "From": P1, "Body": "STOP"}
     assert client.post("/webhooks/twilio/sms", data=params).status_code == 403
     bad = sign({**params, "Body": "START"})
-    assert client.post("/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": bad}).status_code == 403
+    assert (
+        client.post(
+            "/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": bad}
+        ).status_code
+        == 403
+    )
     wrong_token = sign(params, token="not-the-token")
-    assert client.post("/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": wrong_token}).status_code == 403
+    assert (
+        client.post(
+            "/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": wrong_token}
+        ).status_code
+        == 403
+    )
     # Signed for another URL (the Host header is not trusted).
     other = sign(params, url="http://evil.example/webhooks/twilio/sms")
-    assert client.post("/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": other}).status_code == 403
+    assert (
+        client.post(
+            "/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": other}
+        ).status_code
+        == 403
+    )
     assert _inbound(clinic) == [] and _replies(clinic) == []
     with clinic.session_factory() as db:
         assert db.scalar(select(func.count()).select_from(OptOut)) == 0
 
 
-def test_signature_checked_against_public_url_not_host(db_url: str, tmp_path, now: datetime) -> None:  # type: ignore[no-untyped-def]
-    settings = make_test_settings(db_url, tmp_path, twilio_auth_token=TOKEN, public_url="https://clinic.example.com/")
+def test_signature_checked_against_public_url_not_host(
+    db_url: str, tmp_path, now: datetime
+) -> None:  # type: ignore[no-untyped-def]
+    settings = make_test_settings(
+        db_url, tmp_path, twilio_auth_token=TOKEN, public_url="https://clinic.example.com/"
+    )
     rt = Runtime(settings)
     try:
         with TestClient(create_app(rt)) as client:
             params = {"MessageSid": "SM-proxy", "From": P1, "Body": "hello"}
             # What the proxy's client saw is signed; the app is reached as http://testserver.
             good = sign(params, url="https://clinic.example.com/webhooks/twilio/sms")
-            assert client.post("/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": good}).status_code == 200
+            assert (
+                client.post(
+                    "/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": good}
+                ).status_code
+                == 200
+            )
             local = sign(params, url="http://testserver/webhooks/twilio/sms")
             params["MessageSid"] = "SM-proxy-2"
-            assert client.post("/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": local}).status_code == 403
+            assert (
+                client.post(
+                    "/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": local}
+                ).status_code
+                == 403
+            )
         assert len(_inbound(rt)) == 1
     finally:
         rt.close()
@@ -210,7 +289,10 @@ def test_no_auth_token_refuses_everything(db_url: str, tmp_path) -> None:  # typ
             params = {"MessageSid": "SM-x", "From": P1, "Body": "HELP"}
             for token in ("", TOKEN):
                 headers = {"X-Twilio-Signature": sign(params, token=token or "x")}
-                assert client.post("/webhooks/twilio/sms", data=params, headers=headers).status_code == 403
+                assert (
+                    client.post("/webhooks/twilio/sms", data=params, headers=headers).status_code
+                    == 403
+                )
         assert _inbound(rt) == []
     finally:
         rt.close()
@@ -221,12 +303,20 @@ def test_crisis_alerts_on_call_and_replies(client: TestClient, clinic: Runtime) 
     (task,) = _tasks(clinic)
     assert (task.kind, task.urgent, task.patient_id, task.alert_count) == ("crisis", True, "p1", 1)
     with clinic.session_factory() as db:
-        alerts = list(db.scalars(select(Message).where(Message.kind == "alert").order_by(Message.id)))
+        alerts = list(
+            db.scalars(select(Message).where(Message.kind == "alert").order_by(Message.id))
+        )
     assert sorted((a.channel, a.to_address) for a in alerts) == [
-        ("email", "oncall@example.com"), ("sms", "+14105550900"), ("sms", "+14105550901")
+        ("email", "oncall@example.com"),
+        ("sms", "+14105550900"),
+        ("sms", "+14105550901"),
     ]
     for alert in alerts:
-        assert alert.status == "planned" and alert.template == "staff_alert" and alert.rule == "alert:crisis"
+        assert (
+            alert.status == "planned"
+            and alert.template == "staff_alert"
+            and alert.rule == "alert:crisis"
+        )
         assert set(alert.data) >= {"summary", "kind", "patient_id", "link"}
         assert alert.data["link"].endswith(f"/staff/tasks/{task.id}")
         assert "k1ll" not in alert.data["summary"]  # no message text to personal phones
@@ -241,7 +331,9 @@ def test_spanish_crisis_reply(client: TestClient, clinic: Runtime) -> None:
     assert "988" in reply.data["text"] and "911" in reply.data["text"]
 
 
-def test_crisis_wins_over_keywords_and_scores(client: TestClient, clinic: Runtime, now: datetime) -> None:
+def test_crisis_wins_over_keywords_and_scores(
+    client: TestClient, clinic: Runtime, now: datetime
+) -> None:
     with clinic.session_factory() as db:
         sent_message(db, patient_id="p1", kind="checkin", sent_at=now - timedelta(hours=1))
     post_sms(client, "2, I don't want to be here anymore", sid="SM-both")
@@ -249,10 +341,24 @@ def test_crisis_wins_over_keywords_and_scores(client: TestClient, clinic: Runtim
     assert inbound.classification == "crisis" and inbound.score == 2  # the trend keeps the score
 
 
-def test_family_phone_matches_the_recipient_of_the_latest_message(client: TestClient, clinic: Runtime, now: datetime) -> None:
+def test_family_phone_matches_the_recipient_of_the_latest_message(
+    client: TestClient, clinic: Runtime, now: datetime
+) -> None:
     with clinic.session_factory() as db:
-        sent_message(db, patient_id="p3", kind="reminder", sent_at=now - timedelta(hours=5), session_id="s3-next")
-        sent_message(db, patient_id="p4", kind="reminder", sent_at=now - timedelta(hours=1), session_id="s4-next")
+        sent_message(
+            db,
+            patient_id="p3",
+            kind="reminder",
+            sent_at=now - timedelta(hours=5),
+            session_id="s3-next",
+        )
+        sent_message(
+            db,
+            patient_id="p4",
+            kind="reminder",
+            sent_at=now - timedelta(hours=1),
+            session_id="s4-next",
+        )
     post_sms(client, "C", sender=FAMILY, sid="SM-family")
     (inbound,) = _inbound(clinic)
     assert inbound.patient_id == "p4"
@@ -274,7 +380,9 @@ def test_national_number_format_is_normalised(client: TestClient, clinic: Runtim
     assert _inbound(clinic)[0].patient_id == "p1"
 
 
-def test_processing_error_keeps_row_and_answers_200(client: TestClient, clinic: Runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_processing_error_keeps_row_and_answers_200(
+    client: TestClient, clinic: Runtime, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     from reminders.conversations import inbound as handle
 
     def boom(*args, **kwargs):  # type: ignore[no-untyped-def]

@@ -41,8 +41,14 @@ from reminders.web.staff.auth import new_one_time_password
 from tests.conftest import ROOT, make_test_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 DOCS_SHOTS = ROOT / "docs" / "screenshots"
 ADMIN = "admin@clinic.test"
@@ -72,39 +78,126 @@ def seed(runtime: Runtime) -> str:
     password, stored = new_one_time_password()
     with runtime.session_factory() as db:
         db.add(StaffUser(email=ADMIN, role="admin", phone="+14105550111", password_hash=stored))
-        db.add(Location(id="main", name="Main office", address="100 Main Street", phone="+14105550100",
-                        timezone="America/New_York"))
-        db.add_all([
-            Patient(id="p-ana", first_name="Ana", last_name="Rivera", phone="+14105550123", sms_consent=True,
-                    language="en", initial_series_size=6),
-            Patient(id="p-ben", first_name="Ben", last_name="Okafor", phone="+14105550124", sms_consent=True,
-                    email="ben@example.com", email_consent=True),
-            Patient(id="p-cara", first_name="Cara", last_name="Lind", phone="+14105550125", sms_consent=True),
-        ])
+        db.add(
+            Location(
+                id="main",
+                name="Main office",
+                address="100 Main Street",
+                phone="+14105550100",
+                timezone="America/New_York",
+            )
+        )
+        db.add_all(
+            [
+                Patient(
+                    id="p-ana",
+                    first_name="Ana",
+                    last_name="Rivera",
+                    phone="+14105550123",
+                    sms_consent=True,
+                    language="en",
+                    initial_series_size=6,
+                ),
+                Patient(
+                    id="p-ben",
+                    first_name="Ben",
+                    last_name="Okafor",
+                    phone="+14105550124",
+                    sms_consent=True,
+                    email="ben@example.com",
+                    email_consent=True,
+                ),
+                Patient(
+                    id="p-cara",
+                    first_name="Cara",
+                    last_name="Lind",
+                    phone="+14105550125",
+                    sms_consent=True,
+                ),
+            ]
+        )
         db.flush()
         for n in range(3):
-            db.add(TreatmentSession(id=f"ana-{n + 1}", patient_id="p-ana", location_id="main",
-                                    starts_at=now - timedelta(days=12 - 4 * n), status="completed",
-                                    kind="infusion"))
-        db.add(TreatmentSession(id="ana-4", patient_id="p-ana", location_id="main", starts_at=SESSION_START,
-                                kind="infusion", status="scheduled"))
+            db.add(
+                TreatmentSession(
+                    id=f"ana-{n + 1}",
+                    patient_id="p-ana",
+                    location_id="main",
+                    starts_at=now - timedelta(days=12 - 4 * n),
+                    status="completed",
+                    kind="infusion",
+                )
+            )
+        db.add(
+            TreatmentSession(
+                id="ana-4",
+                patient_id="p-ana",
+                location_id="main",
+                starts_at=SESSION_START,
+                kind="infusion",
+                status="scheduled",
+            )
+        )
         for days, score in ((11, 3), (7, 5), (3, 6), (1, 7)):
-            db.add(CheckinScore(patient_id="p-ana", score=score, recorded_at=now - timedelta(days=days)))
-        db.add(Message(dedupe_key="seed-failed", patient_id="p-ben", rule="infusion-day-before-sms", kind="reminder",
-                       channel="sms", template="day_before", due_at=now - timedelta(hours=3), status="failed",
-                       reason="carrier: unreachable handset", error_code="30003", attempts=3,
-                       updated_at=now - timedelta(hours=2)))
-        crisis = InboundMessage(channel="sms", from_address="+14105550125", body="i cant go on anymore",
-                                patient_id="p-cara", classification="crisis", received_at=now - timedelta(minutes=9))
-        chat = InboundMessage(channel="sms", from_address="+14105550124", body="Can I bring my sister along?",
-                              patient_id="p-ben", classification="free_text", received_at=now - timedelta(hours=1))
+            db.add(
+                CheckinScore(
+                    patient_id="p-ana", score=score, recorded_at=now - timedelta(days=days)
+                )
+            )
+        db.add(
+            Message(
+                dedupe_key="seed-failed",
+                patient_id="p-ben",
+                rule="infusion-day-before-sms",
+                kind="reminder",
+                channel="sms",
+                template="day_before",
+                due_at=now - timedelta(hours=3),
+                status="failed",
+                reason="carrier: unreachable handset",
+                error_code="30003",
+                attempts=3,
+                updated_at=now - timedelta(hours=2),
+            )
+        )
+        crisis = InboundMessage(
+            channel="sms",
+            from_address="+14105550125",
+            body="i cant go on anymore",
+            patient_id="p-cara",
+            classification="crisis",
+            received_at=now - timedelta(minutes=9),
+        )
+        chat = InboundMessage(
+            channel="sms",
+            from_address="+14105550124",
+            body="Can I bring my sister along?",
+            patient_id="p-ben",
+            classification="free_text",
+            received_at=now - timedelta(hours=1),
+        )
         db.add_all([crisis, chat])
         db.flush()
-        db.add(StaffTask(kind="free_text", urgent=False, patient_id="p-ben", inbound_id=chat.id,
-                         summary="Reply from Ben", created_at=now - timedelta(hours=1)))
-        db.add(StaffTask(kind="crisis", urgent=True, patient_id="p-cara", inbound_id=crisis.id,
-                         summary="Crisis language in a reply: call the patient now",
-                         created_at=now - timedelta(minutes=9)))
+        db.add(
+            StaffTask(
+                kind="free_text",
+                urgent=False,
+                patient_id="p-ben",
+                inbound_id=chat.id,
+                summary="Reply from Ben",
+                created_at=now - timedelta(hours=1),
+            )
+        )
+        db.add(
+            StaffTask(
+                kind="crisis",
+                urgent=True,
+                patient_id="p-cara",
+                inbound_id=crisis.id,
+                summary="Crisis language in a reply: call the patient now",
+                created_at=now - timedelta(minutes=9),
+            )
+        )
         db.commit()
     return password
 
@@ -114,15 +207,28 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     tmp = tmp_path_factory.mktemp("e2e")
     policy = tmp / "policy.yaml"
     shutil.copyfile(POLICY_FILE, policy)
-    settings = make_test_settings(f"sqlite:///{tmp / 'e2e.db'}", tmp, policy_file=policy,
-                                  clinic_name="Lakeside Clinic", clinic_phone="+14105550100")
+    settings = make_test_settings(
+        f"sqlite:///{tmp / 'e2e.db'}",
+        tmp,
+        policy_file=policy,
+        clinic_name="Lakeside Clinic",
+        clinic_phone="+14105550100",
+    )
     port = _free_port()
     settings.public_url = f"http://127.0.0.1:{port}"
     runtime = Runtime(settings)
     runtime.upgrade_schema()
     password = seed(runtime)
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(runtime),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
     thread = threading.Thread(target=server.run, name="e2e-web", daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -152,7 +258,9 @@ def browser() -> Iterator[Any]:
             pytest.fail("playwright is not installed: pip install -e '.[test]'")
         pytest.skip("playwright is not installed")
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        chromium = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield chromium
         finally:
@@ -185,8 +293,9 @@ def admin_state(browser: Any, console: Console) -> dict[str, Any]:
 
 @pytest.fixture
 def page(browser: Any, console: Console, admin_state: dict[str, Any]) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=console.url,
-                                  storage_state=admin_state)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, base_url=console.url, storage_state=admin_state
+    )
     context.set_default_timeout(10_000)
     yield context.new_page()
     context.close()

@@ -28,7 +28,9 @@ def _expect(browser: Any) -> None:
     expect = playwright_expect
 
 
-def test_sign_in_wrong_password_then_right(browser: Any, console: Console, admin_state: Any) -> None:
+def test_sign_in_wrong_password_then_right(
+    browser: Any, console: Console, admin_state: Any
+) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=console.url)
     page = context.new_page()
     page.goto("/staff/outbox")
@@ -39,7 +41,9 @@ def test_sign_in_wrong_password_then_right(browser: Any, console: Console, admin
     expect(page.get_by_role("alert")).to_contain_text("Wrong email or password")
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name=re.compile("^Outbox"))).to_be_visible()  # back where they were going
+    expect(
+        page.get_by_role("heading", name=re.compile("^Outbox"))
+    ).to_be_visible()  # back where they were going
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     context.close()
@@ -76,7 +80,8 @@ def test_edit_template_preview_error_save_and_tick(page: Any, console: Console) 
     # A valid one: saved as version 1, live for the next tick.
     page.locator("#f-body").fill(
         "{{ clinic.name }}: E2E-MARKER {{ patient.first_name }}, your visit is {{ session.date }} at "
-        "{{ session.time }}. Reply {{ reply.confirm }} to confirm.")
+        "{{ session.time }}. Reply {{ reply.confirm }} to confirm."
+    )
     page.get_by_label("Note for the history").fill("browser test")
     page.get_by_role("button", name="Save as new version").click()
     expect(page.get_by_role("status")).to_contain_text("Saved")
@@ -84,9 +89,15 @@ def test_edit_template_preview_error_save_and_tick(page: Any, console: Console) 
 
     tick_at = SESSION_START - timedelta(days=1) + timedelta(minutes=1)
     run_tick(console.runtime, now=tick_at)
-    sent = [json.loads(line) for line in
-            (console.runtime.settings.dryrun_dir / "sms.jsonl").read_text(encoding="utf-8").splitlines()]
-    mine = [m for m in sent if m["patient_id"] == "p-ana" and m["rule"] == "infusion-day-before-sms"]
+    sent = [
+        json.loads(line)
+        for line in (console.runtime.settings.dryrun_dir / "sms.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    ]
+    mine = [
+        m for m in sent if m["patient_id"] == "p-ana" and m["rule"] == "infusion-day-before-sms"
+    ]
     assert mine, sent
     assert "E2E-MARKER Ana, your visit is Wednesday, March 12 at 3:00 PM" in mine[0]["body"]
 
@@ -106,7 +117,9 @@ def test_acknowledge_urgent_crisis(page: Any, console: Console) -> None:
     shot(page, "inbox")
     first.get_by_role("link").click()
     expect(page.locator(".detail blockquote")).to_contain_text("i cant go on anymore")
-    page.get_by_label(re.compile("^Note")).fill("Called Cara, she is safe with family; follow-up tomorrow.")
+    page.get_by_label(re.compile("^Note")).fill(
+        "Called Cara, she is safe with family; follow-up tomorrow."
+    )
     page.get_by_role("button", name="Acknowledge").click()
     expect(page.locator(".detail")).to_contain_text(f"Acknowledged by {ADMIN}")
     expect(page.locator("ul.tasks").first.locator("li.urgent")).to_have_count(0)

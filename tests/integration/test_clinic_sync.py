@@ -179,7 +179,9 @@ def test_sync_maps_validates_and_picks_up_changes(
     again = _sync(session_factory, settings)
     assert again is not None and not again.changed and again.dirty_patients == 0
     assert again.counts["sessions"].unchanged == 2
-    assert str(again).startswith("clinic database: locations 0 inserted")  # the worker logs str(report)
+    assert str(again).startswith(
+        "clinic database: locations 0 inserted"
+    )  # the worker logs str(report)
     assert _dirty(session_factory) == set()
 
     # The clinic moves A1, fixes A3's status; the next pass picks up exactly that.

@@ -34,11 +34,34 @@ def clinic_file(path: Path, patients: int) -> Path:
     # Sessions 3 days minus 5 minutes away: every prep email is due now, at any hour (no quiet hours).
     start = datetime.now(UTC) + timedelta(days=3) - timedelta(minutes=5)
     data = {
-        "locations": [{"id": "main", "name": "Downtown", "address": "1 Main St", "timezone": "America/New_York"}],
-        "patients": [{"id": f"p{i}", "first_name": f"P{i}", "email": f"p{i}@example.com", "email_consent": True,
-                      "sms_consent": False} for i in range(patients)],
-        "sessions": [{"id": f"s{i}", "patient_id": f"p{i}", "location_id": "main",
-                      "starts_at": start.isoformat(), "kind": "infusion"} for i in range(patients)],
+        "locations": [
+            {
+                "id": "main",
+                "name": "Downtown",
+                "address": "1 Main St",
+                "timezone": "America/New_York",
+            }
+        ],
+        "patients": [
+            {
+                "id": f"p{i}",
+                "first_name": f"P{i}",
+                "email": f"p{i}@example.com",
+                "email_consent": True,
+                "sms_consent": False,
+            }
+            for i in range(patients)
+        ],
+        "sessions": [
+            {
+                "id": f"s{i}",
+                "patient_id": f"p{i}",
+                "location_id": "main",
+                "starts_at": start.isoformat(),
+                "kind": "infusion",
+            }
+            for i in range(patients)
+        ],
     }
     path.write_text(json.dumps(data))
     return path
@@ -46,26 +69,39 @@ def clinic_file(path: Path, patients: int) -> Path:
 
 def env_for(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REMINDERS_")}
-    env.update({
-        "REMINDERS_DATABASE_URL": db_url,
-        "REMINDERS_DRYRUN_DIR": str(tmp_path / "outbox"),
-        "REMINDERS_SECRET_KEY": "test-secret-key-0123456789abcdef",
-        "REMINDERS_PASS_INTERVAL_SECONDS": "0.2",
-        "REMINDERS_PLAN_INTERVAL_SECONDS": "0.5",
-        "REMINDERS_DISPATCH_BATCH_SIZE": "20",
-    })
+    env.update(
+        {
+            "REMINDERS_DATABASE_URL": db_url,
+            "REMINDERS_DRYRUN_DIR": str(tmp_path / "outbox"),
+            "REMINDERS_SECRET_KEY": "test-secret-key-0123456789abcdef",
+            "REMINDERS_PASS_INTERVAL_SECONDS": "0.2",
+            "REMINDERS_PLAN_INTERVAL_SECONDS": "0.5",
+            "REMINDERS_DISPATCH_BATCH_SIZE": "20",
+        }
+    )
     env.update(extra)
     return env
 
 
 def reminders(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reminders", *args], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "reminders", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "reminders", "run"], env=env, cwd=ROOT,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "reminders", "run"],
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_until(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
@@ -81,7 +117,10 @@ def count(db_url: str, status: str) -> int:
     engine = make_engine(db_url)
     try:
         with make_session_factory(engine)() as db:
-            return int(db.scalar(select(func.count()).select_from(Message).where(Message.status == status)) or 0)
+            return int(
+                db.scalar(select(func.count()).select_from(Message).where(Message.status == status))
+                or 0
+            )
     finally:
         engine.dispose()
 
@@ -90,9 +129,19 @@ def count(db_url: str, status: str) -> int:
 def test_two_workers_never_send_twice(db_url: str, tmp_path: Path) -> None:
     patients = 300
     env = env_for(db_url, tmp_path)
-    assert reminders("import", str(clinic_file(tmp_path / "clinic.json", patients)), env=env).returncode == 0
-    workers = [start_worker({**env, "REMINDERS_HTTP_PORT": str(free_port()), "REMINDERS_WORKER_ID": f"w{i}"},
-                            tmp_path / f"w{i}.log") for i in range(2)]
+    assert (
+        reminders(
+            "import", str(clinic_file(tmp_path / "clinic.json", patients)), env=env
+        ).returncode
+        == 0
+    )
+    workers = [
+        start_worker(
+            {**env, "REMINDERS_HTTP_PORT": str(free_port()), "REMINDERS_WORKER_ID": f"w{i}"},
+            tmp_path / f"w{i}.log",
+        )
+        for i in range(2)
+    ]
     try:
         wait_until(lambda: count(db_url, "sent") >= patients, timeout=90)
     finally:
@@ -106,7 +155,9 @@ def test_two_workers_never_send_twice(db_url: str, tmp_path: Path) -> None:
     assert max(per_message.values()) == 1, "a message was sent twice"
     engine = make_engine(db_url)
     with make_session_factory(engine)() as db:
-        provider_ids = db.scalars(select(Message.provider_message_id).where(Message.status == "sent")).all()
+        provider_ids = db.scalars(
+            select(Message.provider_message_id).where(Message.status == "sent")
+        ).all()
     engine.dispose()
     assert len(set(provider_ids)) == len(provider_ids) == patients
     assert count(db_url, "sending") == 0
@@ -120,9 +171,12 @@ def test_two_workers_never_send_twice(db_url: str, tmp_path: Path) -> None:
 def test_daemon_serves_health_and_metrics_and_stops_on_sigterm(db_url: str, tmp_path: Path) -> None:
     port = free_port()
     env = env_for(db_url, tmp_path, REMINDERS_HTTP_PORT=str(port))
-    assert reminders("import", str(clinic_file(tmp_path / "clinic.json", 5)), env=env).returncode == 0
+    assert (
+        reminders("import", str(clinic_file(tmp_path / "clinic.json", 5)), env=env).returncode == 0
+    )
     worker = start_worker(env, tmp_path / "w.log")
     try:
+
         def healthy() -> bool:
             try:
                 r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
@@ -152,7 +206,13 @@ def test_daemon_exits_non_zero_when_its_port_is_taken(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         env = env_for(f"sqlite:///{tmp_path / 'r.db'}", tmp_path, REMINDERS_HTTP_PORT=str(port))
-        result = subprocess.run([sys.executable, "-m", "reminders", "run"], env=env, cwd=ROOT,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "reminders", "run"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode == 1
     assert "REMINDERS_HTTP_PORT" in result.stderr

@@ -54,11 +54,28 @@ def clinic(session_factory: sessionmaker[Session], settings: Settings) -> Iterat
     runtime = Runtime(settings)
     with session_factory() as db:
         for i in range(3):
-            db.add(Patient(id=f"p{i}", first_name=f"P{i}", phone=f"+1410555010{i}", email=f"p{i}@example.com",
-                           sms_consent=True, email_consent=True, language="en"))
+            db.add(
+                Patient(
+                    id=f"p{i}",
+                    first_name=f"P{i}",
+                    phone=f"+1410555010{i}",
+                    email=f"p{i}@example.com",
+                    sms_consent=True,
+                    email_consent=True,
+                    language="en",
+                )
+            )
             # Day-before SMS due at NOW - 1 minute; no other SMS due yet.
-            db.add(TreatmentSession(id=f"s{i}", patient_id=f"p{i}", starts_at=NOW + timedelta(days=1, minutes=-1),
-                                    duration_minutes=60, kind="infusion", status="scheduled"))
+            db.add(
+                TreatmentSession(
+                    id=f"s{i}",
+                    patient_id=f"p{i}",
+                    starts_at=NOW + timedelta(days=1, minutes=-1),
+                    duration_minutes=60,
+                    kind="infusion",
+                    status="scheduled",
+                )
+            )
         db.commit()
         plan_pass(db, policy=runtime.policy, default_tz=settings.zone, now=NOW)
     yield runtime
@@ -67,14 +84,24 @@ def clinic(session_factory: sessionmaker[Session], settings: Settings) -> Iterat
 
 def make_dispatcher(runtime: Runtime, sms: Provider, owner: str = "w1") -> Dispatcher:
     email = DryRunProvider(channel="email", directory=runtime.settings.dryrun_dir)
-    return Dispatcher(settings=runtime.settings, policy=runtime.policy, session_factory=runtime.session_factory,
-                      providers={"sms": sms, "email": email}, owner=owner)
+    return Dispatcher(
+        settings=runtime.settings,
+        policy=runtime.policy,
+        session_factory=runtime.session_factory,
+        providers={"sms": sms, "email": email},
+        owner=owner,
+    )
 
 
 def sms_rows(runtime: Runtime) -> list[Message]:
     with runtime.session_factory() as db:
-        return list(db.scalars(select(Message).where(Message.channel == "sms", Message.due_at <= NOW)
-                               .order_by(Message.patient_id)))
+        return list(
+            db.scalars(
+                select(Message)
+                .where(Message.channel == "sms", Message.due_at <= NOW)
+                .order_by(Message.patient_id)
+            )
+        )
 
 
 def test_transient_errors_retry_with_backoff_then_succeed(clinic: Runtime) -> None:
@@ -83,7 +110,9 @@ def test_transient_errors_retry_with_backoff_then_succeed(clinic: Runtime) -> No
     report = d.run_pass(NOW)
     assert report.retrying == 1 and report.sent == 2 + 3  # two SMS and the three prep emails
     retrying = next(m for m in sms_rows(clinic) if m.status == "planned")
-    assert retrying.next_attempt_at is not None and retrying.next_attempt_at >= NOW + timedelta(seconds=120)
+    assert retrying.next_attempt_at is not None and retrying.next_attempt_at >= NOW + timedelta(
+        seconds=120
+    )
     assert retrying.error_code == "20429" and retrying.attempts == 1
     assert d.run_pass(NOW + timedelta(seconds=30)).handled == 0  # not before its backoff
     report = d.run_pass(NOW + timedelta(minutes=5))
@@ -98,13 +127,20 @@ def test_permanent_error_fails_once_and_is_never_retried(clinic: Runtime) -> Non
     d = make_dispatcher(clinic, provider)
     d.run_pass(NOW)
     failed = [m for m in sms_rows(clinic) if m.status == "failed"]
-    assert len(failed) == 1 and failed[0].error_code == "21610" and "21610" in (failed[0].reason or "")
+    assert (
+        len(failed) == 1 and failed[0].error_code == "21610" and "21610" in (failed[0].reason or "")
+    )
     with clinic.session_factory() as db:
         patient = db.get(Patient, failed[0].patient_id)
         assert patient is not None and is_opted_out(db, "sms", patient.phone or "")
         # The rule falls back to email: that copy was queued and sent in the same pass.
-        fallback = db.scalar(select(Message).where(Message.patient_id == patient.id, Message.channel == "email",
-                                                   Message.rule == failed[0].rule))
+        fallback = db.scalar(
+            select(Message).where(
+                Message.patient_id == patient.id,
+                Message.channel == "email",
+                Message.rule == failed[0].rule,
+            )
+        )
         assert fallback is not None and fallback.status == "sent"
     for later in (5, 60, 600):
         d.run_pass(NOW + timedelta(minutes=later))
@@ -129,9 +165,19 @@ def test_transient_errors_give_up_before_the_message_is_stale(clinic: Runtime) -
 def test_a_broken_template_fails_that_message_only(clinic: Runtime) -> None:
     with clinic.session_factory() as db:
         # A staff version stored without going through the checker (e.g. an old bad row).
-        db.add(TemplateVersion(name="day_before", channel="sms", language="en", version=99,
-                               body="Hi {{ patient.first_name }", created_by="test"))
-        db.add(Patient(id="px", first_name="X", phone="+14105550199", sms_consent=True, language="en"))
+        db.add(
+            TemplateVersion(
+                name="day_before",
+                channel="sms",
+                language="en",
+                version=99,
+                body="Hi {{ patient.first_name }",
+                created_by="test",
+            )
+        )
+        db.add(
+            Patient(id="px", first_name="X", phone="+14105550199", sms_consent=True, language="en")
+        )
         db.commit()
     provider = ScriptedProvider([])
     d = make_dispatcher(clinic, provider)
@@ -164,7 +210,9 @@ def test_expired_lease_is_reclaimed_but_sending_in_doubt_is_not_resent(clinic: R
 
 def test_session_cancelled_after_planning_is_caught_at_send_time(clinic: Runtime) -> None:
     with clinic.session_factory() as db:
-        db.execute(update(TreatmentSession).where(TreatmentSession.id == "s0").values(status="cancelled"))
+        db.execute(
+            update(TreatmentSession).where(TreatmentSession.id == "s0").values(status="cancelled")
+        )
         db.commit()
     provider = ScriptedProvider([])
     d = make_dispatcher(clinic, provider)
@@ -180,7 +228,11 @@ def test_quiet_hours_are_checked_again_at_send_time(clinic: Runtime, settings: S
     d = make_dispatcher(clinic, provider)
     night = NOW.replace(hour=7)  # 02:00 in New York, the session is the next morning
     with clinic.session_factory() as db:
-        db.execute(update(Message).where(Message.channel == "sms").values(due_at=night - timedelta(minutes=1)))
+        db.execute(
+            update(Message)
+            .where(Message.channel == "sms")
+            .values(due_at=night - timedelta(minutes=1))
+        )
         db.commit()
     report = d.run_pass(night)
     assert provider.sent == [] and report.deferred >= 3  # no SMS at 2 a.m.; the emails may go
@@ -198,8 +250,18 @@ def test_dry_run_lines_carry_the_contract_fields(clinic: Runtime, settings: Sett
     lines = [json.loads(x) for x in Path(settings.dryrun_dir, "sms.jsonl").read_text().splitlines()]
     assert len(lines) == 3
     for line in lines:
-        for key in ("message_id", "channel", "to", "body", "subject", "rule", "kind", "session_id",
-                    "patient_id", "sent_at"):
+        for key in (
+            "message_id",
+            "channel",
+            "to",
+            "body",
+            "subject",
+            "rule",
+            "kind",
+            "session_id",
+            "patient_id",
+            "sent_at",
+        ):
             assert key in line
         assert line["to"].startswith("+1410555010")
     d.close()

@@ -15,15 +15,40 @@ from reminders.defaults import POLICY_FILE, TEMPLATES_DIR
 from reminders.settings import PLACEHOLDER_SECRETS
 
 CLINIC = {
-    "locations": [{"id": "main", "name": "Downtown", "address": "1 Main St",
-                   "phone": "+14105550100", "timezone": "America/New_York"}],
-    "patients": [{"id": "p1", "first_name": "Ana", "last_name": "Diaz", "phone": "410-555-0101",
-                  "email": "ana@example.com", "timezone": None, "language": "en",
-                  "sms_consent": True, "email_consent": True,
-                  "care_plan": {"initial_series_size": 6, "maintenance_interval_days": 28}}],
-    "sessions": [{"id": "s1", "patient_id": "p1", "location_id": "main",
-                  "starts_at": "2026-12-01T09:00:00-05:00", "duration_minutes": 60,
-                  "kind": "infusion", "status": "scheduled"}],
+    "locations": [
+        {
+            "id": "main",
+            "name": "Downtown",
+            "address": "1 Main St",
+            "phone": "+14105550100",
+            "timezone": "America/New_York",
+        }
+    ],
+    "patients": [
+        {
+            "id": "p1",
+            "first_name": "Ana",
+            "last_name": "Diaz",
+            "phone": "410-555-0101",
+            "email": "ana@example.com",
+            "timezone": None,
+            "language": "en",
+            "sms_consent": True,
+            "email_consent": True,
+            "care_plan": {"initial_series_size": 6, "maintenance_interval_days": 28},
+        }
+    ],
+    "sessions": [
+        {
+            "id": "s1",
+            "patient_id": "p1",
+            "location_id": "main",
+            "starts_at": "2026-12-01T09:00:00-05:00",
+            "duration_minutes": 60,
+            "kind": "infusion",
+            "status": "scheduled",
+        }
+    ],
 }
 
 
@@ -38,8 +63,11 @@ def empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def env_values(path: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines()
-             if line and not line.startswith("#"))
+    pairs = (
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     return {key: value for key, value in pairs}
 
 
@@ -49,7 +77,10 @@ def test_init_then_check_and_an_edited_template_is_the_one_sent(
     assert main(["init"]) == 0
     assert (empty / "policy.yaml").read_text() == POLICY_FILE.read_text()
     shipped = sorted(p.relative_to(TEMPLATES_DIR) for p in TEMPLATES_DIR.rglob("*.j2"))
-    assert sorted(p.relative_to(empty / "templates") for p in (empty / "templates").rglob("*.j2")) == shipped
+    assert (
+        sorted(p.relative_to(empty / "templates") for p in (empty / "templates").rglob("*.j2"))
+        == shipped
+    )
     env = env_values(empty / ".env")
     assert env["REMINDERS_POLICY_FILE"] == "policy.yaml"
     assert env["REMINDERS_TEMPLATES_DIR"] == "templates"
@@ -60,7 +91,9 @@ def test_init_then_check_and_an_edited_template_is_the_one_sent(
     capsys.readouterr()
     assert main(["check"]) == 0
     out = capsys.readouterr().out
-    assert "policy: policy.yaml (6 rules)" in out and "templates: templates, over the built-in" in out
+    assert (
+        "policy: policy.yaml (6 rules)" in out and "templates: templates, over the built-in" in out
+    )
 
     sms = empty / "templates" / "en" / "day_before.sms.j2"
     sms.write_text("EDITED BY THE CLINIC. " + sms.read_text())
@@ -73,7 +106,9 @@ def test_init_then_check_and_an_edited_template_is_the_one_sent(
     assert (empty / "reminders.db").exists()  # the database the .env names, in this folder
 
 
-def test_init_never_overwrites_unless_forced(empty: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_init_never_overwrites_unless_forced(
+    empty: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (empty / "policy.yaml").write_text("# the clinic's own\n")
     assert main(["init"]) == 2
     assert "not overwriting policy.yaml" in capsys.readouterr().err

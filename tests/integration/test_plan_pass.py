@@ -21,11 +21,17 @@ def seed(db: Session, patients: int) -> None:
     for i in range(patients):
         db.add(Patient(id=f"p{i}", first_name="P", phone=f"+1410555{i:04d}", sms_consent=True))
         db.flush()
-        db.add(TreatmentSession(id=f"s{i}", patient_id=f"p{i}", starts_at=NOW + timedelta(days=5, hours=i % 7)))
+        db.add(
+            TreatmentSession(
+                id=f"s{i}", patient_id=f"p{i}", starts_at=NOW + timedelta(days=5, hours=i % 7)
+            )
+        )
     db.commit()
 
 
-def test_plan_pass_is_idempotent_and_incremental(session_factory: sessionmaker[Session], settings: Settings) -> None:
+def test_plan_pass_is_idempotent_and_incremental(
+    session_factory: sessionmaker[Session], settings: Settings
+) -> None:
     policy = Runtime(settings).policy
     with session_factory() as db:
         seed(db, 30)
@@ -39,16 +45,23 @@ def test_plan_pass_is_idempotent_and_incremental(session_factory: sessionmaker[S
         assert (forced.patients, forced.inserted, forced.cancelled) == (2, 0, 0)
         assert db.scalar(select(func.count()).select_from(Message)) == 120
         # A reschedule: four new messages, four cancelled.
-        db.execute(update(TreatmentSession).where(TreatmentSession.id == "s3")
-                   .values(starts_at=NOW + timedelta(days=6)))
+        db.execute(
+            update(TreatmentSession)
+            .where(TreatmentSession.id == "s3")
+            .values(starts_at=NOW + timedelta(days=6))
+        )
         mark_patients_dirty(db, ["p3"])
         db.commit()
         moved = plan_pass(db, policy=policy, default_tz=settings.zone, now=NOW)
         assert (moved.inserted, moved.cancelled) == (4, 4)
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite serialises writers: no such race
-def test_a_change_during_planning_is_not_lost(session_factory: sessionmaker[Session], settings: Settings) -> None:
+@pytest.mark.parametrize(
+    "db_url", ["postgresql"], indirect=True
+)  # SQLite serialises writers: no such race
+def test_a_change_during_planning_is_not_lost(
+    session_factory: sessionmaker[Session], settings: Settings
+) -> None:
     """The planner clears needs_plan only if change_seq is what it read."""
     policy = Runtime(settings).policy
     with session_factory() as db:

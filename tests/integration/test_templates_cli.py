@@ -102,14 +102,18 @@ def test_check_finds_templates_the_policy_needs(
 def test_an_override_file_beats_the_built_in_and_falls_back_when_removed(
     env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (env / "en" / "ride_home.sms.j2").write_text("Clinic's own ride text for {{ patient.first_name }}.")
+    (env / "en" / "ride_home.sms.j2").write_text(
+        "Clinic's own ride text for {{ patient.first_name }}."
+    )
     assert main(["templates", "show", "ride_home", "--channel", "sms"]) == 0
     assert "Clinic's own ride text" in capsys.readouterr().out
     shutil.rmtree(env / "en")  # an override folder may hold only some templates
     assert main(["templates", "show", "ride_home", "--channel", "sms"]) == 0
     out = capsys.readouterr().out
     assert "Clinic's own ride text" not in out
-    assert out.count("\n") > 2 and (TEMPLATES_DIR / "en" / "ride_home.sms.j2").read_text()[:40] in out
+    assert (
+        out.count("\n") > 2 and (TEMPLATES_DIR / "en" / "ride_home.sms.j2").read_text()[:40] in out
+    )
 
 
 def test_check_unknown_name(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

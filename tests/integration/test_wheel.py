@@ -32,13 +32,32 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     untracked file can make the wheel look complete."""
     work = tmp_path_factory.mktemp("wheel")
     src = work / "src"
-    tracked = subprocess.run(["git", "ls-files", "pyproject.toml", "README.md", "reminders"],
-                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "pyproject.toml", "README.md", "reminders"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in tracked:
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / name, src / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(work / "dist"), str(src)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(work / "dist"),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (built,) = (work / "dist").glob("reminders-*.whl")
     return built
 
@@ -48,12 +67,35 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """A virtualenv holding the wheel; returns its ``bin`` folder."""
     env = tmp_path_factory.mktemp("venv")
     venv.create(env, with_pip=False)
-    purelib = Path(subprocess.run([str(env / "bin" / "python"), "-c",
-                                   "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                  capture_output=True, text=True, check=True).stdout.strip())
+    purelib = Path(
+        subprocess.run(
+            [
+                str(env / "bin" / "python"),
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     (purelib / "test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(env / "bin" / "python"), "install",
-                    "--quiet", "--no-deps", "--no-index", str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(env / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
     yield env / "bin"
 
 
@@ -61,19 +103,33 @@ def run(bin_dir: Path, folder: Path, *args: str) -> subprocess.CompletedProcess[
     environ = {key: value for key, value in os.environ.items() if not key.startswith("REMINDERS_")}
     environ["REMINDERS_DATABASE_URL"] = f"sqlite:///{folder / 'reminders.db'}"
     environ.pop("PYTHONPATH", None)
-    return subprocess.run([str(bin_dir / "reminders"), *args], cwd=folder, env=environ,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(bin_dir / "reminders"), *args],
+        cwd=folder,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_wheel_holds_the_package_data(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ["reminders/defaults/policy.yaml", "reminders/defaults/crisis_phrases.yaml",
-                   "reminders/defaults/env.example", "reminders/defaults/templates/en/day_before.sms.j2",
-                   "reminders/defaults/templates/es/day_before.sms.j2",
-                   "reminders/db/migrations/env.py", "reminders/web/staff/pages/base.html"]:
+    for needed in [
+        "reminders/defaults/policy.yaml",
+        "reminders/defaults/crisis_phrases.yaml",
+        "reminders/defaults/env.example",
+        "reminders/defaults/templates/en/day_before.sms.j2",
+        "reminders/defaults/templates/es/day_before.sms.j2",
+        "reminders/db/migrations/env.py",
+        "reminders/web/staff/pages/base.html",
+    ]:
         assert needed in names, needed
-    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "reminders" / "defaults").rglob("*")
-               if p.is_file() and "__pycache__" not in p.parts}
+    shipped = {
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "reminders" / "defaults").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     assert shipped <= names, f"not in the wheel: {sorted(shipped - names)}"
     assert not any(name.startswith(("tests/", "config/", "bench/")) for name in names)
 
@@ -81,8 +137,13 @@ def test_the_wheel_holds_the_package_data(wheel: Path) -> None:
 def test_the_installed_wheel_checks_and_sends_from_an_empty_folder(
     installed: Path, tmp_path: Path
 ) -> None:
-    where = subprocess.run([str(installed / "python"), "-c", "import reminders; print(reminders.__file__)"],
-                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [str(installed / "python"), "-c", "import reminders; print(reminders.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert where.startswith(str(installed.parent)), f"reminders imported from {where}"
 
     checked = run(installed, tmp_path, "check")
@@ -93,9 +154,12 @@ def test_the_installed_wheel_checks_and_sends_from_an_empty_folder(
     assert loaded.returncode == 0, loaded.stderr
     ticked = run(installed, tmp_path, "tick")
     assert ticked.returncode == 0, ticked.stderr
-    sent = [json.loads(line) for name in ("sms.jsonl", "email.jsonl")
-            if (tmp_path / "outbox" / name).exists()
-            for line in (tmp_path / "outbox" / name).read_text().splitlines()]
+    sent = [
+        json.loads(line)
+        for name in ("sms.jsonl", "email.jsonl")
+        if (tmp_path / "outbox" / name).exists()
+        for line in (tmp_path / "outbox" / name).read_text().splitlines()
+    ]
     assert sent, ticked.stdout
     assert all(message["body"].strip() for message in sent)
 

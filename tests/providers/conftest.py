@@ -72,7 +72,9 @@ def prism_bin() -> str:
 
 
 @pytest.fixture(scope="session")
-def prism_factory(prism_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Path], PrismServer]]:
+def prism_factory(
+    prism_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[Path], PrismServer]]:
     """Start one ``prism mock`` per spec (on a free loopback port), stopped at session end."""
     started: dict[Path, PrismServer] = {}
     processes: list[subprocess.Popen[bytes]] = []
@@ -87,14 +89,27 @@ def prism_factory(prism_bin: str, tmp_path_factory: pytest.TempPathFactory) -> I
         log_path = logs / f"{spec.stem}.log"
         with open(log_path, "wb") as log_file:
             proc = subprocess.Popen(
-                [prism_bin, "mock", "--host", "127.0.0.1", "--port", str(port), "--errors", str(spec)],
-                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    prism_bin,
+                    "mock",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--errors",
+                    str(spec),
+                ],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         processes.append(proc)
         deadline = time.monotonic() + PRISM_START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                pytest.fail(f"prism exited ({proc.returncode}): {log_path.read_text(errors='replace')[-2000:]}")
+                pytest.fail(
+                    f"prism exited ({proc.returncode}): {log_path.read_text(errors='replace')[-2000:]}"
+                )
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
@@ -160,7 +175,11 @@ class ScriptedServer:
                 body = self.rfile.read(length)
                 with outer._lock:
                     outer.requests.append(Recorded("POST", self.path, dict(self.headers), body))
-                    reply = outer.replies.pop(0) if outer.replies else Reply(500, {"message": "unscripted"})
+                    reply = (
+                        outer.replies.pop(0)
+                        if outer.replies
+                        else Reply(500, {"message": "unscripted"})
+                    )
                 if reply.delay:
                     time.sleep(reply.delay)
                 payload = json.dumps(reply.body).encode() if reply.body is not None else b""

@@ -38,18 +38,41 @@ def make_app(settings: Settings, engine: Engine) -> FastAPI:
 
 def add_patient(factory: sessionmaker[Session], patient_id: str = "p1") -> None:
     with factory() as db:
-        db.add(Patient(id=patient_id, first_name="Ana", phone=PHONE, email=EMAIL, sms_consent=True, email_consent=True))
+        db.add(
+            Patient(
+                id=patient_id,
+                first_name="Ana",
+                phone=PHONE,
+                email=EMAIL,
+                sms_consent=True,
+                email_consent=True,
+            )
+        )
         db.commit()
 
 
-def add_message(factory: sessionmaker[Session], *, channel: str, status: str = "sent", patient_id: str = "p1",
-                key: str | None = None) -> int:
+def add_message(
+    factory: sessionmaker[Session],
+    *,
+    channel: str,
+    status: str = "sent",
+    patient_id: str = "p1",
+    key: str | None = None,
+) -> int:
     now = datetime.now(UTC)
     with factory() as db:
-        row = Message(dedupe_key=key or f"{channel}-{status}-{now.timestamp()}-{id(object())}", patient_id=patient_id,
-                      rule="reminder-1d", kind="reminder", channel=channel, template="reminder",
-                      due_at=now - timedelta(minutes=5), status=status, provider="test",
-                      sent_at=now if status != "planned" else None)
+        row = Message(
+            dedupe_key=key or f"{channel}-{status}-{now.timestamp()}-{id(object())}",
+            patient_id=patient_id,
+            rule="reminder-1d",
+            kind="reminder",
+            channel=channel,
+            template="reminder",
+            due_at=now - timedelta(minutes=5),
+            status=status,
+            provider="test",
+            sent_at=now if status != "planned" else None,
+        )
         db.add(row)
         db.commit()
         return row.id
@@ -68,8 +91,9 @@ class SendGridSigner:
 
     def __init__(self) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
-        der = self.key.public_key().public_bytes(serialization.Encoding.DER,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+        der = self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         self.public_key = base64.b64encode(der).decode()
 
     def headers(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
@@ -83,8 +107,15 @@ class SendGridSigner:
 
 
 def sg_event(kind: str, message_id: int | str, event_id: str, **extra: Any) -> dict[str, Any]:
-    return {"email": EMAIL, "timestamp": int(time.time()), "event": kind, "sg_event_id": event_id,
-            "sg_message_id": "abc.filter", "message_id": str(message_id), **extra}
+    return {
+        "email": EMAIL,
+        "timestamp": int(time.time()),
+        "event": kind,
+        "sg_event_id": event_id,
+        "sg_message_id": "abc.filter",
+        "message_id": str(message_id),
+        **extra,
+    }
 
 
 def body_of(events: list[dict[str, Any]]) -> bytes:

@@ -14,8 +14,16 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 
 def parse(starts_at: datetime, tz: ZoneInfo = NEW_YORK, minutes: int = 60) -> Calendar:
-    attachment = session_ics(session_id="s1", starts_at=starts_at, duration_minutes=minutes, summary="Appointment",
-                             location_name="Downtown", location_address="1 Main St", tz=tz, clinic_name="Lakeside")
+    attachment = session_ics(
+        session_id="s1",
+        starts_at=starts_at,
+        duration_minutes=minutes,
+        summary="Appointment",
+        location_name="Downtown",
+        location_address="1 Main St",
+        tz=tz,
+        clinic_name="Lakeside",
+    )
     assert attachment.filename.endswith(".ics")
     assert attachment.content_type.startswith("text/calendar")
     return Calendar.from_ical(attachment.content)

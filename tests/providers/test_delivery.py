@@ -18,8 +18,15 @@ def row(status: str) -> Message:
 
 @pytest.mark.parametrize(
     ("status", "changes"),
-    [("planned", False), ("sending", True), ("sent", True), ("failed", True), ("delivered", False),
-     ("cancelled", False), ("skipped", False)],
+    [
+        ("planned", False),
+        ("sending", True),
+        ("sent", True),
+        ("failed", True),
+        ("delivered", False),
+        ("cancelled", False),
+        ("skipped", False),
+    ],
 )
 def test_delivered(status: str, changes: bool) -> None:
     message = row(status)
@@ -30,12 +37,22 @@ def test_delivered(status: str, changes: bool) -> None:
 
 @pytest.mark.parametrize(
     ("status", "changes"),
-    [("planned", False), ("sending", True), ("sent", True), ("failed", False), ("delivered", False),
-     ("cancelled", False), ("skipped", False)],
+    [
+        ("planned", False),
+        ("sending", True),
+        ("sent", True),
+        ("failed", False),
+        ("delivered", False),
+        ("cancelled", False),
+        ("skipped", False),
+    ],
 )
 def test_failed(status: str, changes: bool) -> None:
     message = row(status)
-    assert delivery.apply_failed(message, error_code="30003", reason="twilio undelivered (30003)") is changes
+    assert (
+        delivery.apply_failed(message, error_code="30003", reason="twilio undelivered (30003)")
+        is changes
+    )
     assert message.status == ("failed" if changes else status)
     if changes:
         assert (message.error_code, message.reason) == ("30003", "twilio undelivered (30003)")
@@ -43,5 +60,9 @@ def test_failed(status: str, changes: bool) -> None:
 
 def test_deferred_only_notes_a_sent_row() -> None:
     sent, delivered = row("sent"), row("delivered")
-    assert delivery.note_deferred(sent, "deferred") and sent.status == "sent" and sent.reason == "deferred"
+    assert (
+        delivery.note_deferred(sent, "deferred")
+        and sent.status == "sent"
+        and sent.reason == "deferred"
+    )
     assert not delivery.note_deferred(delivered, "deferred") and delivered.reason is None

@@ -40,32 +40,64 @@ API_KEY = "SG.super-secret-api-key"
 
 
 def test_logs_hold_ids_only(
-    caplog: pytest.LogCaptureFixture, scripted: ScriptedServer, db_url: str, tmp_path: Path,
-    engine: Engine, session_factory: sessionmaker[Session],
+    caplog: pytest.LogCaptureFixture,
+    scripted: ScriptedServer,
+    db_url: str,
+    tmp_path: Path,
+    engine: Engine,
+    session_factory: sessionmaker[Session],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     signer = SendGridSigner()
-    settings = make_test_settings(db_url, tmp_path, public_url=PUBLIC_URL, twilio_auth_token=AUTH_TOKEN,
-                                  sendgrid_webhook_public_key=signer.public_key)
+    settings = make_test_settings(
+        db_url,
+        tmp_path,
+        public_url=PUBLIC_URL,
+        twilio_auth_token=AUTH_TOKEN,
+        sendgrid_webhook_public_key=signer.public_key,
+    )
     add_patient(session_factory)
     sms_id = add_message(session_factory, channel="sms")
     email_id = add_message(session_factory, channel="email")
     token = make_token(settings, patient_id="p1", address=EMAIL)
 
     # Sends: success and failures through each adapter.
-    twilio = TwilioProvider(account_sid="AC" + "1" * 32, auth_token=AUTH_TOKEN, public_url=PUBLIC_URL,
-                            from_number="+14105550100", base_url=scripted.url, rate_per_second=0)
-    sendgrid = SendGridProvider(api_key=API_KEY, from_email="r@clinic.example.org", base_url=scripted.url,
-                                rate_per_second=0)
+    twilio = TwilioProvider(
+        account_sid="AC" + "1" * 32,
+        auth_token=AUTH_TOKEN,
+        public_url=PUBLIC_URL,
+        from_number="+14105550100",
+        base_url=scripted.url,
+        rate_per_second=0,
+    )
+    sendgrid = SendGridProvider(
+        api_key=API_KEY, from_email="r@clinic.example.org", base_url=scripted.url, rate_per_second=0
+    )
     scripted.script(
         Reply(201, {"sid": "SM" + "c" * 32, "to": PHONE, "body": BODY}),
-        Reply(400, {"code": 21610, "message": f"Attempt to send to unsubscribed recipient {PHONE}"}),
+        Reply(
+            400, {"code": 21610, "message": f"Attempt to send to unsubscribed recipient {PHONE}"}
+        ),
         Reply(202, None, {"X-Message-Id": "xyz"}),
-        Reply(400, {"errors": [{"message": f"{EMAIL} is invalid", "field": "personalizations.0.to.0.email"}]}),
+        Reply(
+            400,
+            {
+                "errors": [
+                    {"message": f"{EMAIL} is invalid", "field": "personalizations.0.to.0.email"}
+                ]
+            },
+        ),
     )
     sms = OutgoingMessage(message_id=sms_id, channel="sms", to=PHONE, body=BODY)
-    mail = OutgoingMessage(message_id=email_id, channel="email", to=EMAIL, body=BODY, subject="Tomorrow",
-                           html=f"<p>{BODY}</p>", unsubscribe_url=f"{PUBLIC_URL}/unsubscribe/{token}")
+    mail = OutgoingMessage(
+        message_id=email_id,
+        channel="email",
+        to=EMAIL,
+        body=BODY,
+        subject="Tomorrow",
+        html=f"<p>{BODY}</p>",
+        unsubscribe_url=f"{PUBLIC_URL}/unsubscribe/{token}",
+    )
     for provider, message in ((twilio, sms), (twilio, sms), (sendgrid, mail), (sendgrid, mail)):
         with contextlib.suppress(ProviderError):
             provider.send(message)
@@ -73,22 +105,42 @@ def test_logs_hold_ids_only(
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        SmtpProvider(host="127.0.0.1", port=port, security="none", from_email="r@clinic.example.org",
-                     rate_per_second=0).send(mail)
+        SmtpProvider(
+            host="127.0.0.1",
+            port=port,
+            security="none",
+            from_email="r@clinic.example.org",
+            rate_per_second=0,
+        ).send(mail)
     finally:
         controller.stop()
 
     # Callbacks: Twilio status (good and forged), SendGrid events, unsubscribe.
     with TestClient(make_app(settings, engine)) as client:
-        params = {"MessageSid": "SM" + "c" * 32, "MessageStatus": "failed", "ErrorCode": "21610", "To": PHONE,
-                  "Body": BODY}
+        params = {
+            "MessageSid": "SM" + "c" * 32,
+            "MessageStatus": "failed",
+            "ErrorCode": "21610",
+            "To": PHONE,
+            "Body": BODY,
+        }
         url = f"{PUBLIC_URL}/webhooks/twilio/status?mid={sms_id}"
         sig = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
         for signature in (sig, "forged"):
-            client.post(f"/webhooks/twilio/status?mid={sms_id}", content=urlencode(params),
-                        headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"})
-        body = body_of([sg_event("bounce", email_id, "l1", reason=f"550 {EMAIL} unknown"),
-                        sg_event("unsubscribe", email_id, "l2")])
+            client.post(
+                f"/webhooks/twilio/status?mid={sms_id}",
+                content=urlencode(params),
+                headers={
+                    "X-Twilio-Signature": signature,
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+        body = body_of(
+            [
+                sg_event("bounce", email_id, "l1", reason=f"550 {EMAIL} unknown"),
+                sg_event("unsubscribe", email_id, "l2"),
+            ]
+        )
         client.post("/webhooks/sendgrid/events", content=body, headers=signer.headers(body))
         client.post(f"/unsubscribe/{token}", content="List-Unsubscribe=One-Click")
 
@@ -98,6 +150,17 @@ def test_logs_hold_ids_only(
     text = "\n".join(
         f"{r.name} {r.getMessage()} {getattr(r, 'fields', '')} {r.exc_text or ''}" for r in records
     )
-    for secret in (PHONE, PHONE[2:], "410-555-0101", EMAIL, EMAIL.split("@")[0], BODY, "infusion", token,
-                   AUTH_TOKEN, API_KEY, sig):
+    for secret in (
+        PHONE,
+        PHONE[2:],
+        "410-555-0101",
+        EMAIL,
+        EMAIL.split("@")[0],
+        BODY,
+        "infusion",
+        token,
+        AUTH_TOKEN,
+        API_KEY,
+        sig,
+    ):
         assert secret not in text, f"{secret!r} leaked into the logs"

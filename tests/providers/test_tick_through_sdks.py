@@ -20,8 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def real_providers(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, twilio_prism: PrismServer,
-                   sendgrid_prism: PrismServer) -> None:
+def real_providers(
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    twilio_prism: PrismServer,
+    sendgrid_prism: PrismServer,
+) -> None:
     monkeypatch.chdir(tmp_path)
     for key, value in {
         "REMINDERS_DATABASE_URL": db_url,
@@ -42,8 +47,12 @@ def real_providers(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         monkeypatch.setenv(key, value)
 
 
-def test_demo_clinic_tick_through_real_sdks(real_providers: None, twilio_prism: PrismServer,
-                                            sendgrid_prism: PrismServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_clinic_tick_through_real_sdks(
+    real_providers: None,
+    twilio_prism: PrismServer,
+    sendgrid_prism: PrismServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     marks = (twilio_prism.checkpoint(), sendgrid_prism.checkpoint())
     # The demo clinic as `reminders demo` loads it, placed around midday in New York so the
     # SMS are not held back by quiet hours.
@@ -61,6 +70,8 @@ def test_demo_clinic_tick_through_real_sdks(real_providers: None, twilio_prism: 
     channels = {r["channel"] for r in sent}
     assert channels == {"sms", "email"}, summary
     assert all(r["provider_message_id"] for r in sent if r["channel"] == "sms")
-    assert not [r for r in rows if r["status"] == "failed"], [r["reason"] for r in rows if r["status"] == "failed"]
+    assert not [r for r in rows if r["status"] == "failed"], [
+        r["reason"] for r in rows if r["status"] == "failed"
+    ]
     assert twilio_prism.validation_errors(since=marks[0]) == []
     assert sendgrid_prism.validation_errors(since=marks[1]) == []

@@ -31,12 +31,26 @@ def provider(base_url: str, *, service: bool = False, timeout: float = 10.0) -> 
 
 
 def sms(message_id: int = 42, *, not_after: datetime | None = None) -> OutgoingMessage:
-    return OutgoingMessage(message_id=message_id, channel="sms", to=PHONE, body="See you tomorrow at 9:00. Reply C to confirm.",
-                           rule="reminder-1d", kind="reminder", not_after=not_after)
+    return OutgoingMessage(
+        message_id=message_id,
+        channel="sms",
+        to=PHONE,
+        body="See you tomorrow at 9:00. Reply C to confirm.",
+        rule="reminder-1d",
+        kind="reminder",
+        not_after=not_after,
+    )
 
 
 def twilio_message(sid: str = "SM" + "a" * 32) -> dict[str, object]:
-    return {"sid": sid, "status": "queued", "account_sid": ACCOUNT, "to": PHONE, "body": "x", "num_segments": "1"}
+    return {
+        "sid": sid,
+        "status": "queued",
+        "account_sid": ACCOUNT,
+        "to": PHONE,
+        "body": "x",
+        "num_segments": "1",
+    }
 
 
 def form(server: ScriptedServer, index: int = -1) -> dict[str, list[str]]:
@@ -47,7 +61,9 @@ def form(server: ScriptedServer, index: int = -1) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("service", [False, True], ids=["from_number", "messaging_service"])
-def test_create_message_validates_against_the_spec(twilio_prism: PrismServer, service: bool) -> None:
+def test_create_message_validates_against_the_spec(
+    twilio_prism: PrismServer, service: bool
+) -> None:
     mark = twilio_prism.checkpoint()
     not_after = datetime.now(UTC) + timedelta(hours=3)
     sid = provider(twilio_prism.url, service=service).send(sms(not_after=not_after))
@@ -57,8 +73,14 @@ def test_create_message_validates_against_the_spec(twilio_prism: PrismServer, se
 
 def test_an_invalid_request_is_refused_by_prism(twilio_prism: PrismServer) -> None:
     """The check has teeth: a malformed Messaging Service SID is a 422 from Prism."""
-    bad = TwilioProvider(account_sid=ACCOUNT, auth_token=TOKEN, public_url="https://x.example",
-                         messaging_service_sid="MGnot-a-sid", base_url=twilio_prism.url, rate_per_second=0)
+    bad = TwilioProvider(
+        account_sid=ACCOUNT,
+        auth_token=TOKEN,
+        public_url="https://x.example",
+        messaging_service_sid="MGnot-a-sid",
+        base_url=twilio_prism.url,
+        rate_per_second=0,
+    )
     with pytest.raises(PermanentError) as info:
         bad.send(sms())
     assert info.value.code == "422"
@@ -76,7 +98,9 @@ def test_request_carries_sender_callback_and_validity(scripted: ScriptedServer) 
     assert sent["To"] == [PHONE]
     assert sent["From"] == ["+14105550100"]
     assert "MessagingServiceSid" not in sent
-    assert sent["StatusCallback"] == ["https://clinic.example.org/reminders/webhooks/twilio/status?mid=42"]
+    assert sent["StatusCallback"] == [
+        "https://clinic.example.org/reminders/webhooks/twilio/status?mid=42"
+    ]
     assert 1790 <= int(sent["ValidityPeriod"][0]) <= 1800
 
 
@@ -113,11 +137,21 @@ def test_validity_period_is_clamped_to_twilios_range() -> None:
 
 @pytest.mark.parametrize(
     ("code", "effect"),
-    [(21610, "opted_out"), (21211, "invalid_address"), (21614, "invalid_address"), (21612, "invalid_address"),
-     (21408, "invalid_address"), (21606, None)],
+    [
+        (21610, "opted_out"),
+        (21211, "invalid_address"),
+        (21614, "invalid_address"),
+        (21612, "invalid_address"),
+        (21408, "invalid_address"),
+        (21606, None),
+    ],
 )
-def test_permanent_errors_keep_the_code_and_effect(scripted: ScriptedServer, code: int, effect: str | None) -> None:
-    scripted.script(Reply(400, {"code": code, "message": f"error {code} about {PHONE}", "status": 400}))
+def test_permanent_errors_keep_the_code_and_effect(
+    scripted: ScriptedServer, code: int, effect: str | None
+) -> None:
+    scripted.script(
+        Reply(400, {"code": code, "message": f"error {code} about {PHONE}", "status": 400})
+    )
     with pytest.raises(PermanentError) as info:
         provider(scripted.url).send(sms())
     assert (info.value.code, info.value.effect, info.value.permanent) == (str(code), effect, True)
@@ -128,10 +162,24 @@ def test_permanent_errors_keep_the_code_and_effect(scripted: ScriptedServer, cod
 @pytest.mark.parametrize(
     ("reply", "code", "retry_after"),
     [
-        (Reply(429, {"code": 20429, "message": "Too Many Requests", "status": 429}, {"Retry-After": "7"}), "20429", 7.0),
+        (
+            Reply(
+                429,
+                {"code": 20429, "message": "Too Many Requests", "status": 429},
+                {"Retry-After": "7"},
+            ),
+            "20429",
+            7.0,
+        ),
         (Reply(429, {"message": "slow down"}, {"Retry-After": "12"}), "429", 12.0),
         (Reply(500, {"message": "oops"}), "500", None),
-        (Reply(503, {"code": 20503, "message": "unavailable", "status": 503}, {"Retry-After": "2"}), "20503", 2.0),
+        (
+            Reply(
+                503, {"code": 20503, "message": "unavailable", "status": 503}, {"Retry-After": "2"}
+            ),
+            "20503",
+            2.0,
+        ),
     ],
 )
 def test_rate_limits_and_server_errors_are_transient(
@@ -140,7 +188,11 @@ def test_rate_limits_and_server_errors_are_transient(
     scripted.script(reply)
     with pytest.raises(TransientError) as info:
         provider(scripted.url).send(sms())
-    assert (info.value.code, info.value.retry_after, info.value.permanent) == (code, retry_after, False)
+    assert (info.value.code, info.value.retry_after, info.value.permanent) == (
+        code,
+        retry_after,
+        False,
+    )
 
 
 def test_a_slow_answer_is_an_outcome_unknown(scripted: ScriptedServer) -> None:
@@ -162,9 +214,15 @@ def test_an_unreachable_api_is_transient() -> None:
 def test_from_settings_uses_the_configured_rate(tmp_path: object) -> None:
     from reminders.settings import load_settings
 
-    settings = load_settings(_env_file=None, sms_provider="twilio", twilio_account_sid=ACCOUNT, twilio_auth_token=TOKEN,
-                             twilio_from_number="+14105550100", sms_rate_per_second=3.5,
-                             twilio_base_url="http://127.0.0.1:9")
+    settings = load_settings(
+        _env_file=None,
+        sms_provider="twilio",
+        twilio_account_sid=ACCOUNT,
+        twilio_auth_token=TOKEN,
+        twilio_from_number="+14105550100",
+        sms_rate_per_second=3.5,
+        twilio_base_url="http://127.0.0.1:9",
+    )
     p = TwilioProvider.from_settings(settings)
     assert p.limiter.rate == 3.5
     assert p.http.base_url == "http://127.0.0.1:9"

@@ -18,7 +18,9 @@ from tests.providers.helpers import EMAIL, add_patient, make_app
 
 
 @pytest.fixture
-def client(settings: Settings, engine: Engine, session_factory: sessionmaker[Session]) -> Iterator[TestClient]:
+def client(
+    settings: Settings, engine: Engine, session_factory: sessionmaker[Session]
+) -> Iterator[TestClient]:
     add_patient(session_factory)
     with TestClient(make_app(settings, engine)) as test_client:
         yield test_client
@@ -35,14 +37,17 @@ def test_token_is_opaque_and_round_trips(tmp_path: Path) -> None:
     assert "ana" not in token.lower() and "example" not in token.lower()
     content = read_token(settings, token)
     assert content is not None and content.patient_id == "p1"
-    assert unsubscribe_url(settings, patient_id="p1", address=EMAIL).startswith("http://testserver/unsubscribe/")
+    assert unsubscribe_url(settings, patient_id="p1", address=EMAIL).startswith(
+        "http://testserver/unsubscribe/"
+    )
     other = make_test_settings("sqlite://", tmp_path, secret_key="another-secret-key-0123456789")
     assert read_token(other, token) is None  # signed with our key only
     assert read_token(settings, token[:-2] + ("AA" if token[-2:] != "AA" else "BB")) is None
 
 
-def test_get_shows_a_form_and_changes_nothing(client: TestClient, settings: Settings,
-                                              session_factory: sessionmaker[Session]) -> None:
+def test_get_shows_a_form_and_changes_nothing(
+    client: TestClient, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
     token = make_token(settings, patient_id="p1", address=EMAIL)
     page = client.get(f"/unsubscribe/{token}")
     assert page.status_code == 200
@@ -51,12 +56,16 @@ def test_get_shows_a_form_and_changes_nothing(client: TestClient, settings: Sett
     assert opt_outs(session_factory) == []
 
 
-def test_one_click_post_records_the_opt_out(client: TestClient, settings: Settings,
-                                            session_factory: sessionmaker[Session]) -> None:
+def test_one_click_post_records_the_opt_out(
+    client: TestClient, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
     token = make_token(settings, patient_id="p1", address=EMAIL)
     for _ in range(2):  # idempotent
-        response = client.post(f"/unsubscribe/{token}", content="List-Unsubscribe=One-Click",
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = client.post(
+            f"/unsubscribe/{token}",
+            content="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert response.status_code == 200
     assert opt_outs(session_factory) == [("email", EMAIL, True, "unsubscribe")]
     with session_factory() as db:
@@ -64,15 +73,17 @@ def test_one_click_post_records_the_opt_out(client: TestClient, settings: Settin
         assert len(audits) == 2 and audits[0].actor == "patient:p1"
 
 
-def test_token_for_an_old_address_opts_out_nothing(client: TestClient, settings: Settings,
-                                                   session_factory: sessionmaker[Session]) -> None:
+def test_token_for_an_old_address_opts_out_nothing(
+    client: TestClient, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
     token = make_token(settings, patient_id="p1", address="old@example.com")
     assert client.post(f"/unsubscribe/{token}").status_code == 200
     assert opt_outs(session_factory) == []
 
 
-def test_forged_and_revoked_tokens_are_404(client: TestClient, settings: Settings,
-                                           session_factory: sessionmaker[Session]) -> None:
+def test_forged_and_revoked_tokens_are_404(
+    client: TestClient, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
     assert client.get("/unsubscribe/forged.token").status_code == 404
     assert client.post("/unsubscribe/forged.token").status_code == 404
     token = make_token(settings, patient_id="p1", address=EMAIL)

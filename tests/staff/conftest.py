@@ -34,8 +34,13 @@ def csrf_of(html: str) -> str:
 def staff_settings(db_url: str, tmp_path: Path) -> Settings:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY_FILE.read_text(encoding="utf-8"), encoding="utf-8")
-    return make_test_settings(db_url, tmp_path, policy_file=policy, clinic_name="Lakeside Clinic",
-                              clinic_phone="+14105550100")
+    return make_test_settings(
+        db_url,
+        tmp_path,
+        policy_file=policy,
+        clinic_name="Lakeside Clinic",
+        clinic_phone="+14105550100",
+    )
 
 
 @pytest.fixture
@@ -60,7 +65,11 @@ def app_client(runtime: Runtime) -> Iterator[TestClient]:
 def make_user(factory: sessionmaker[Session]) -> Callable[..., str]:
     def make(email: str, role: str = "staff", phone: str | None = None) -> str:
         with factory() as db:
-            db.add(StaffUser(email=email, role=role, phone=phone, password_hash=hash_password(PASSWORD)))
+            db.add(
+                StaffUser(
+                    email=email, role=role, phone=phone, password_hash=hash_password(PASSWORD)
+                )
+            )
             db.commit()
         return email
 
@@ -78,8 +87,15 @@ class SignedIn:
 
 def login(client: TestClient, email: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
     page = client.get("/staff/login")
-    return client.post("/staff/login", data={"email": email, "password": password,
-                                             "csrf_token": csrf_of(page.text), "next": "/staff/inbox"})
+    return client.post(
+        "/staff/login",
+        data={
+            "email": email,
+            "password": password,
+            "csrf_token": csrf_of(page.text),
+            "next": "/staff/inbox",
+        },
+    )
 
 
 def sign_in(client: TestClient, email: str) -> SignedIn:

@@ -76,8 +76,9 @@ def test_a_forged_cookie_is_not_a_session(app_client: TestClient) -> None:
     assert app_client.get("/staff/inbox").status_code == 303
 
 
-def test_login_sets_a_hardened_cookie_and_logout_ends_it(app_client: TestClient,
-                                                          make_user: Callable[..., str]) -> None:
+def test_login_sets_a_hardened_cookie_and_logout_ends_it(
+    app_client: TestClient, make_user: Callable[..., str]
+) -> None:
     make_user("a@clinic.test")
     response = login(app_client, "a@clinic.test")
     assert response.status_code == 303 and response.headers["location"] == "/staff/inbox"
@@ -97,23 +98,31 @@ def test_cookie_is_secure_when_public_url_is_https(runtime, make_user) -> None: 
 
     runtime.settings.public_url = "https://clinic.example"
     make_user("s@clinic.test")
-    with TestClient(create_app(runtime), base_url="https://testserver", follow_redirects=False) as client:
+    with TestClient(
+        create_app(runtime), base_url="https://testserver", follow_redirects=False
+    ) as client:
         response = login(client, "s@clinic.test")
     assert response.status_code == 303
     assert "secure" in response.headers["set-cookie"].lower()
 
 
-def test_login_without_csrf_token_is_refused(app_client: TestClient, make_user: Callable[..., str]) -> None:
+def test_login_without_csrf_token_is_refused(
+    app_client: TestClient, make_user: Callable[..., str]
+) -> None:
     make_user("a@clinic.test")
     app_client.get("/staff/login")
-    response = app_client.post("/staff/login", data={"email": "a@clinic.test", "password": PASSWORD})
+    response = app_client.post(
+        "/staff/login", data={"email": "a@clinic.test", "password": PASSWORD}
+    )
     assert response.status_code == 403
 
 
 @pytest.mark.parametrize("path", POSTS)
 def test_post_without_csrf_token_is_refused(admin_client: SignedIn, path: str) -> None:
     client = admin_client.client
-    assert client.post(path, data={"body": VALID_SMS, "note": "x", "version": "1"}).status_code == 403
+    assert (
+        client.post(path, data={"body": VALID_SMS, "note": "x", "version": "1"}).status_code == 403
+    )
     assert client.post(path, data={"csrf_token": "0" * 64, "body": VALID_SMS}).status_code == 403
     assert client.get("/staff/inbox").status_code == 200  # still signed in
 
@@ -126,29 +135,46 @@ def test_post_with_csrf_token_of_another_session_is_refused(
     app_client.cookies.clear()
     second = sign_in(app_client, "a@clinic.test")
     assert first.csrf != second.csrf
-    response = app_client.post("/staff/templates/day_before/sms/en",
-                               data={"csrf_token": first.csrf, "body": VALID_SMS})
+    response = app_client.post(
+        "/staff/templates/day_before/sms/en", data={"csrf_token": first.csrf, "body": VALID_SMS}
+    )
     assert response.status_code == 403
     with factory() as db:
         assert db.scalar(select(TemplateVersion)) is None
 
 
-def test_staff_role_cannot_save_a_template_or_policy(staff_client: SignedIn,
-                                                      factory: sessionmaker[Session]) -> None:
+def test_staff_role_cannot_save_a_template_or_policy(
+    staff_client: SignedIn, factory: sessionmaker[Session]
+) -> None:
     page = staff_client.client.get("/staff/templates/day_before/sms/en")
     assert page.status_code == 200 and "Only admins can save" in page.text
-    assert staff_client.post("/staff/templates/day_before/sms/en", {"body": VALID_SMS}).status_code == 403
-    assert staff_client.post("/staff/templates/day_before/sms/en/revert", {"version": "1"}).status_code == 403
+    assert (
+        staff_client.post("/staff/templates/day_before/sms/en", {"body": VALID_SMS}).status_code
+        == 403
+    )
+    assert (
+        staff_client.post("/staff/templates/day_before/sms/en/revert", {"version": "1"}).status_code
+        == 403
+    )
     assert staff_client.post("/staff/policy", {"text": "rules: []"}).status_code == 403
     assert staff_client.client.get("/staff/audit").status_code == 403
     # ...but may preview
-    assert staff_client.post("/staff/templates/day_before/sms/en/preview", {"body": VALID_SMS}).status_code == 200
+    assert (
+        staff_client.post(
+            "/staff/templates/day_before/sms/en/preview", {"body": VALID_SMS}
+        ).status_code
+        == 200
+    )
     with factory() as db:
         assert db.scalar(select(TemplateVersion)) is None
 
 
-def test_admin_saves_a_template_version_with_audit(admin_client: SignedIn, factory: sessionmaker[Session]) -> None:
-    response = admin_client.post("/staff/templates/day_before/sms/en", {"body": VALID_SMS, "note": "shorter"})
+def test_admin_saves_a_template_version_with_audit(
+    admin_client: SignedIn, factory: sessionmaker[Session]
+) -> None:
+    response = admin_client.post(
+        "/staff/templates/day_before/sms/en", {"body": VALID_SMS, "note": "shorter"}
+    )
     assert response.status_code == 303
     with factory() as db:
         row = db.scalars(select(TemplateVersion)).one()
@@ -160,46 +186,90 @@ def test_admin_saves_a_template_version_with_audit(admin_client: SignedIn, facto
     assert diff.status_code == 200 and 'class="add"' in diff.text
 
 
-def test_an_invalid_template_cannot_be_saved(admin_client: SignedIn, factory: sessionmaker[Session]) -> None:
-    response = admin_client.post("/staff/templates/day_before/sms/en",
-                                 {"body": "Hi {{ patient.frist_name }}"})
+def test_an_invalid_template_cannot_be_saved(
+    admin_client: SignedIn, factory: sessionmaker[Session]
+) -> None:
+    response = admin_client.post(
+        "/staff/templates/day_before/sms/en", {"body": "Hi {{ patient.frist_name }}"}
+    )
     assert response.status_code == 422
     assert "unknown variable" in response.text and "patient.first_name" in response.text
     with factory() as db:
         assert db.scalar(select(TemplateVersion)) is None
 
 
-def test_patient_supplied_text_is_escaped(admin_client: SignedIn, factory: sessionmaker[Session]) -> None:
+def test_patient_supplied_text_is_escaped(
+    admin_client: SignedIn, factory: sessionmaker[Session]
+) -> None:
     evil = '<script>alert("x")</script>'
     with factory() as db:
-        db.add(Patient(id="p1", first_name=evil, last_name="<img src=x onerror=alert(1)>", phone="+14105550199",
-                       sms_consent=True))
+        db.add(
+            Patient(
+                id="p1",
+                first_name=evil,
+                last_name="<img src=x onerror=alert(1)>",
+                phone="+14105550199",
+                sms_consent=True,
+            )
+        )
         db.flush()
-        inbound = InboundMessage(channel="sms", from_address="+14105550199", body=f"help {evil}", patient_id="p1",
-                                 classification="crisis")
+        inbound = InboundMessage(
+            channel="sms",
+            from_address="+14105550199",
+            body=f"help {evil}",
+            patient_id="p1",
+            classification="crisis",
+        )
         db.add(inbound)
         db.flush()
-        db.add(StaffTask(kind="crisis", urgent=True, patient_id="p1", inbound_id=inbound.id,
-                         summary=f"crisis words: {evil}"))
-        db.add(Message(dedupe_key="k1", patient_id="p1", rule="r", kind="reminder", channel="sms",
-                       template="day_before", due_at=datetime.now(UTC), status="failed",
-                       reason=f"provider said {evil}", body=evil))
+        db.add(
+            StaffTask(
+                kind="crisis",
+                urgent=True,
+                patient_id="p1",
+                inbound_id=inbound.id,
+                summary=f"crisis words: {evil}",
+            )
+        )
+        db.add(
+            Message(
+                dedupe_key="k1",
+                patient_id="p1",
+                rule="r",
+                kind="reminder",
+                channel="sms",
+                template="day_before",
+                due_at=datetime.now(UTC),
+                status="failed",
+                reason=f"provider said {evil}",
+                body=evil,
+            )
+        )
         db.commit()
     client = admin_client.client
-    for path in ("/staff/inbox", "/staff/patients/p1", "/staff/patients?q=script", "/staff/outbox",
-                 "/staff/outbox/failed", "/staff/templates/day_before/sms/en?x=1"):
+    for path in (
+        "/staff/inbox",
+        "/staff/patients/p1",
+        "/staff/patients?q=script",
+        "/staff/outbox",
+        "/staff/outbox/failed",
+        "/staff/templates/day_before/sms/en?x=1",
+    ):
         page = client.get(path)
         assert page.status_code == 200, path
         assert "<script>alert" not in page.text, path
         assert "<img src=x" not in page.text, path
     assert "&lt;script&gt;alert" in client.get("/staff/inbox").text
-    preview = admin_client.post("/staff/templates/day_before/sms/en/preview",
-                                {"body": "Hi {{ patient.first_name }}", "patient": "p1"})
+    preview = admin_client.post(
+        "/staff/templates/day_before/sms/en/preview",
+        {"body": "Hi {{ patient.first_name }}", "patient": "p1"},
+    )
     assert "&lt;script&gt;" in preview.text and "<script>alert" not in preview.text
 
 
-def test_five_wrong_passwords_lock_the_account(app_client: TestClient, make_user: Callable[..., str],
-                                               factory: sessionmaker[Session]) -> None:
+def test_five_wrong_passwords_lock_the_account(
+    app_client: TestClient, make_user: Callable[..., str], factory: sessionmaker[Session]
+) -> None:
     make_user("a@clinic.test")
     for _ in range(auth.FREE_ATTEMPTS - 1):
         assert login(app_client, "a@clinic.test", "wrong password").status_code == 401
@@ -248,10 +318,19 @@ def test_production_hashing_cost_and_a_weaker_hash_is_upgraded_at_login(
         auth.use_hasher(cheap)
 
 
-def test_unknown_email_and_open_redirect(app_client: TestClient, make_user: Callable[..., str]) -> None:
+def test_unknown_email_and_open_redirect(
+    app_client: TestClient, make_user: Callable[..., str]
+) -> None:
     assert login(app_client, "nobody@clinic.test").status_code == 401
     make_user("a@clinic.test")
     page = app_client.get("/staff/login?next=https://evil.example/")
-    response = app_client.post("/staff/login", data={"email": "a@clinic.test", "password": PASSWORD,
-                                                     "csrf_token": csrf_of(page.text), "next": "//evil.example"})
+    response = app_client.post(
+        "/staff/login",
+        data={
+            "email": "a@clinic.test",
+            "password": PASSWORD,
+            "csrf_token": csrf_of(page.text),
+            "next": "//evil.example",
+        },
+    )
     assert response.headers["location"] == "/staff/inbox"

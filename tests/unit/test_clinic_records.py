@@ -257,7 +257,9 @@ def test_any_phone_text_gives_e164_or_a_problem_without_the_number(text: str) ->
         assert rec.phone_problem == UNPARSEABLE_PHONE
         # The warning never quotes the number: it reads the same for any unparseable text
         # (a substring check failed on "pho", which "phone" contains).
-        reference = validate_patient({"id": "p", "first_name": "A", "phone": "not a number"}, region="US")
+        reference = validate_patient(
+            {"id": "p", "first_name": "A", "phone": "not a number"}, region="US"
+        )
         assert [w.reason for w in out.warnings] == [w.reason for w in reference.warnings]
 
 

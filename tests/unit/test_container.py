@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def instructions(stage: str) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) of one Dockerfile stage, continuation lines joined."""
     text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    ]
     parsed = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
     starts = [i for i, (op, _) in enumerate(parsed) if op == "FROM"]
     stages = [parsed[a:b] for a, b in zip(starts, [*starts[1:], len(parsed)], strict=True)]
@@ -28,8 +30,9 @@ def test_the_image_installs_the_wheel_and_runs_as_a_non_root_user_with_a_health_
     final = instructions("final")
     runs = " ".join(arg for op, arg in final if op == "RUN")
     assert re.search(r"pip install [^&]*\.whl", runs), "the final stage installs the built wheel"
-    assert not any(op == "COPY" and "--from=" not in arg for op, arg in final), \
+    assert not any(op == "COPY" and "--from=" not in arg for op, arg in final), (
         "the final stage takes nothing from the source tree, only the wheel"
+    )
     users = [arg for op, arg in final if op == "USER"]
     assert users and users[-1] not in {"root", "0"}
     (health,) = [arg for op, arg in final if op == "HEALTHCHECK"]
@@ -46,9 +49,13 @@ def test_compose_keeps_postgres_migrate_and_worker() -> None:
     assert services["db"]["image"].startswith("postgres:")
     assert services["migrate"]["command"] == ["reminders", "db", "upgrade"]
     assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
-    assert services["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert (
+        services["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    )
     known = {PREFIX + name.upper() for name in Settings.model_fields}
     for name in ("migrate", "worker"):
         unknown = set(services[name]["environment"]) - known
         assert not unknown, f"{name} passes settings that do not exist: {sorted(unknown)}"
-    assert services["worker"]["environment"]["REMINDERS_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert services["worker"]["environment"]["REMINDERS_DATABASE_URL"].startswith(
+        "postgresql+psycopg://"
+    )

@@ -13,9 +13,15 @@ from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "reminders"
-MAX_LINES = 400
+# Lines as `ruff format` writes them (it spreads long calls over several lines: the 400 of
+# the compact style this limit started with became about 500).
+MAX_LINES = 500
 # Modules allowed to be longer, and why.
-LONG_MODULES: dict[str, str] = {}
+LONG_MODULES: dict[str, str] = {
+    "reminders.web.staff.templates": "the template editor's pages (list, edit, preview, save, "
+    "history, diff, revert, test send) share the draft and check helpers; history, diff and "
+    "revert are the part to move out next",
+}
 
 
 def module_name(path: Path) -> str:
@@ -77,7 +83,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for target in sorted(graph.get(node, ())):
             if state.get(target) == 1:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state:
                 cycle = visit(target)
                 if cycle:
@@ -121,7 +127,9 @@ def test_the_cycle_finder_finds_cycles() -> None:
 def test_imports_inside_functions_count(tmp_path: Path) -> None:
     source = tmp_path / "m.py"
     source.write_text("def f():\n    from reminders.cli.common import parse_instant\n")
-    assert imports_of(source, {"reminders.cli", "reminders.cli.common"}, name="m") == {"reminders.cli.common"}
+    assert imports_of(source, {"reminders.cli", "reminders.cli.common"}, name="m") == {
+        "reminders.cli.common"
+    }
 
 
 def test_no_module_is_too_long_without_a_reason() -> None:
@@ -131,6 +139,8 @@ def test_no_module_is_too_long_without_a_reason() -> None:
         if len(path.read_text(encoding="utf-8").splitlines()) > MAX_LINES
     }
     unexplained = {name: lines for name, lines in long.items() if name not in LONG_MODULES}
-    assert not unexplained, f"modules over {MAX_LINES} lines (split them, or say why in LONG_MODULES): {unexplained}"
+    assert not unexplained, (
+        f"modules over {MAX_LINES} lines (split them, or say why in LONG_MODULES): {unexplained}"
+    )
     stale = set(LONG_MODULES) - set(long)
     assert not stale, f"LONG_MODULES names modules that are short now: {stale}"

@@ -28,9 +28,18 @@ ZONES = ["America/New_York", "America/Los_Angeles", "Europe/London", "Australia/
 NY = ZoneInfo("America/New_York")
 
 
-def infusion(sid: str, starts_at: datetime, status: str = "scheduled", **kw: object) -> SessionFacts:
-    return SessionFacts(id=sid, patient_id="p1", starts_at=starts_at.astimezone(UTC), duration_minutes=60,
-                        kind=kw.pop("kind", "infusion"), status=status, **kw)  # type: ignore[arg-type]
+def infusion(
+    sid: str, starts_at: datetime, status: str = "scheduled", **kw: object
+) -> SessionFacts:
+    return SessionFacts(
+        id=sid,
+        patient_id="p1",
+        starts_at=starts_at.astimezone(UTC),
+        duration_minutes=60,
+        kind=kw.pop("kind", "infusion"),
+        status=status,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def by_rule(planned):  # type: ignore[no-untyped-def]
@@ -47,7 +56,9 @@ def test_infusion_timeline_in_new_york() -> None:
     # -2h = 07:00 is in quiet hours; their end (08:00) is still 1h before: moved there.
     assert local[("infusion-ride-sms", "sms")] == datetime(2026, 12, 1, 8, 0, tzinfo=NY)
     assert local[("infusion-checkin", "sms")] == datetime(2026, 12, 2, 10, 0, tzinfo=NY)
-    assert plan[("infusion-checkin", "sms")].not_after == plan[("infusion-checkin", "sms")].due_at + timedelta(hours=24)
+    assert plan[("infusion-checkin", "sms")].not_after == plan[
+        ("infusion-checkin", "sms")
+    ].due_at + timedelta(hours=24)
     assert plan[("infusion-day-before-sms", "sms")].not_after == s.starts_at
     assert pos.series_number == 1 and pos.phase == "initial"
 
@@ -62,8 +73,15 @@ def test_early_session_moves_ride_reminder_to_the_evening_before() -> None:
 
 def test_cancelled_sessions_get_nothing_and_completed_get_only_checkins() -> None:
     start = datetime(2026, 12, 1, 9, 0, tzinfo=NY)
-    assert plan_session(infusion("s1", start, "cancelled"), derive_series([], 6).get("x") or
-                        derive_series([infusion("s1", start)], 6)["s1"], POLICY, NY) == []
+    assert (
+        plan_session(
+            infusion("s1", start, "cancelled"),
+            derive_series([], 6).get("x") or derive_series([infusion("s1", start)], 6)["s1"],
+            POLICY,
+            NY,
+        )
+        == []
+    )
     s = infusion("s1", start, "completed")
     kinds = {p.kind for p in plan_session(s, derive_series([s], 6)["s1"], POLICY, NY)}
     assert kinds == {"checkin"}
@@ -100,16 +118,25 @@ def test_series_derivation_skips_cancelled_and_respects_given_values() -> None:
     st.integers(min_value=15, max_value=240),
 )
 @settings(max_examples=300, deadline=None)
-def test_plan_invariants_across_zones(local_start: datetime, clinic_zone: str, patient_zone: str,
-                                      duration: int) -> None:
+def test_plan_invariants_across_zones(
+    local_start: datetime, clinic_zone: str, patient_zone: str, duration: int
+) -> None:
     """For any session: reminders before it, check-ins after it, no SMS in the
     recipient's quiet hours, and unique keys (patient and clinic may be in different zones)."""
     clinic_tz = ZoneInfo(clinic_zone)
     start = local_start.replace(second=0, microsecond=0, tzinfo=clinic_tz).astimezone(UTC)
     s = replace(infusion("s1", start), duration_minutes=duration, location_id="loc")
-    patient = SimpleNamespace(id="p1", timezone=patient_zone, initial_series_size=6, maintenance_interval_days=28)
-    planned = plan_patient(patient=patient, sessions=[s], location_zones={"loc": clinic_zone}, policy=POLICY,
-                           default_tz=NY, now=start - timedelta(days=10))
+    patient = SimpleNamespace(
+        id="p1", timezone=patient_zone, initial_series_size=6, maintenance_interval_days=28
+    )
+    planned = plan_patient(
+        patient=patient,
+        sessions=[s],
+        location_zones={"loc": clinic_zone},
+        policy=POLICY,
+        default_tz=NY,
+        now=start - timedelta(days=10),
+    )
     tz = ZoneInfo(patient_zone)
     assert len({p.dedupe_key for p in planned}) == len(planned) == 4
     for p in planned:
@@ -124,24 +151,42 @@ def test_plan_invariants_across_zones(local_start: datetime, clinic_zone: str, p
 
 
 def test_recipient_zone_prefers_patient_then_location() -> None:
-    assert recipient_zone(patient_tz="Europe/London", location_tz="America/New_York", default=NY).key == "Europe/London"
-    assert recipient_zone(patient_tz=None, location_tz="Australia/Sydney", default=NY).key == "Australia/Sydney"
+    assert (
+        recipient_zone(patient_tz="Europe/London", location_tz="America/New_York", default=NY).key
+        == "Europe/London"
+    )
+    assert (
+        recipient_zone(patient_tz=None, location_tz="Australia/Sydney", default=NY).key
+        == "Australia/Sydney"
+    )
     assert recipient_zone(patient_tz=None, location_tz=None, default=NY) is NY
 
 
 def completed_series(n: int, last: datetime) -> list[SessionFacts]:
-    return [infusion(f"s{i}", last - timedelta(days=3 * (n - 1 - i)), "completed") for i in range(n)]
+    return [
+        infusion(f"s{i}", last - timedelta(days=3 * (n - 1 - i)), "completed") for i in range(n)
+    ]
 
 
 def test_nudges_after_the_initial_series() -> None:
     last = datetime(2026, 11, 2, 9, 0, tzinfo=NY)
     sessions = completed_series(6, last)
-    nudges = plan_nudges(patient_id="p1", sessions=sessions, initial_series_size=6, maintenance_interval_days=28,
-                         policy=POLICY, tz=NY, now=last + timedelta(days=1))
+    nudges = plan_nudges(
+        patient_id="p1",
+        sessions=sessions,
+        initial_series_size=6,
+        maintenance_interval_days=28,
+        policy=POLICY,
+        tz=NY,
+        now=last + timedelta(days=1),
+    )
     local = [n.due_at.astimezone(NY) for n in nudges]
     # last + 28 days - 7 days lead = 2026-11-23, then every 7 days, 3 times, at 10:00 local.
-    assert local == [datetime(2026, 11, 23, 10, tzinfo=NY), datetime(2026, 11, 30, 10, tzinfo=NY),
-                     datetime(2026, 12, 7, 10, tzinfo=NY)]
+    assert local == [
+        datetime(2026, 11, 23, 10, tzinfo=NY),
+        datetime(2026, 11, 30, 10, tzinfo=NY),
+        datetime(2026, 12, 7, 10, tzinfo=NY),
+    ]
     assert all(n.kind == "nudge" and n.session_id is None for n in nudges)
 
 
@@ -149,20 +194,36 @@ def test_no_nudges_when_booked_or_series_incomplete() -> None:
     last = datetime(2026, 11, 2, 9, 0, tzinfo=NY)
     sessions = completed_series(6, last)
     booked = [*sessions, infusion("s9", last + timedelta(days=20))]
-    common = dict(patient_id="p1", initial_series_size=6, maintenance_interval_days=28, policy=POLICY, tz=NY,
-                  now=last + timedelta(days=1))
+    common = dict(
+        patient_id="p1",
+        initial_series_size=6,
+        maintenance_interval_days=28,
+        policy=POLICY,
+        tz=NY,
+        now=last + timedelta(days=1),
+    )
     assert plan_nudges(sessions=booked, **common) == []  # type: ignore[arg-type]
     assert plan_nudges(sessions=completed_series(5, last), **common) == []  # type: ignore[arg-type]
     # A new completed session starts a new cycle with new keys.
     later = [*sessions, infusion("s9", last + timedelta(days=30), "completed")]
     first = {n.dedupe_key for n in plan_nudges(sessions=sessions, **common)}  # type: ignore[arg-type]
-    second = {n.dedupe_key for n in plan_nudges(sessions=later, **{**common, "now": last + timedelta(days=31)})}  # type: ignore[arg-type]
+    second = {
+        n.dedupe_key
+        for n in plan_nudges(sessions=later, **{**common, "now": last + timedelta(days=31)})
+    }  # type: ignore[arg-type]
     assert first and second and not first & second
 
 
 def test_nudge_time_is_local_to_the_patient() -> None:
     tz = ZoneInfo("Australia/Sydney")
     last = datetime(2026, 9, 20, 9, 0, tzinfo=tz)
-    nudges = plan_nudges(patient_id="p1", sessions=completed_series(6, last), initial_series_size=6,
-                         maintenance_interval_days=28, policy=POLICY, tz=tz, now=last)
+    nudges = plan_nudges(
+        patient_id="p1",
+        sessions=completed_series(6, last),
+        initial_series_size=6,
+        maintenance_interval_days=28,
+        policy=POLICY,
+        tz=tz,
+        now=last,
+    )
     assert {n.due_at.astimezone(tz).time() for n in nudges} == {time(10, 0)}

@@ -49,7 +49,9 @@ def test_day_offsets_keep_the_local_wall_clock(start: datetime, tz: ZoneInfo, da
 
 
 @given(instants, zones, st.integers(min_value=1, max_value=48 * 60))
-def test_hour_and_minute_offsets_are_elapsed_time(start: datetime, tz: ZoneInfo, minutes: int) -> None:
+def test_hour_and_minute_offsets_are_elapsed_time(
+    start: datetime, tz: ZoneInfo, minutes: int
+) -> None:
     assert shift(start, Offset(minutes=-minutes), tz) == start - timedelta(minutes=minutes)
 
 
@@ -108,8 +110,15 @@ def test_pre_session_placement_never_in_quiet_hours_nor_after_start(
     session_start: datetime, tz: ZoneInfo, lead_minutes: int
 ) -> None:
     due = session_start - timedelta(minutes=lead_minutes)
-    placed = place_outside_quiet(due, pre_session=True, session_start=session_start, quiet=QUIET, tz=tz,
-                                 min_lead=timedelta(hours=1), margin=timedelta(minutes=15))
+    placed = place_outside_quiet(
+        due,
+        pre_session=True,
+        session_start=session_start,
+        quiet=QUIET,
+        tz=tz,
+        min_lead=timedelta(hours=1),
+        margin=timedelta(minutes=15),
+    )
     assert quiet_period(placed.due_at, QUIET, tz) is None
     assert placed.due_at < session_start or placed.due_at == due
     if placed.due_at != due:
@@ -122,8 +131,15 @@ def test_pre_session_placement_never_in_quiet_hours_nor_after_start(
 
 @given(instants, zones)
 def test_checkins_move_to_the_end_of_quiet_hours(due: datetime, tz: ZoneInfo) -> None:
-    placed = place_outside_quiet(due, pre_session=False, session_start=None, quiet=QUIET, tz=tz,
-                                 min_lead=timedelta(hours=1), margin=timedelta(minutes=15))
+    placed = place_outside_quiet(
+        due,
+        pre_session=False,
+        session_start=None,
+        quiet=QUIET,
+        tz=tz,
+        min_lead=timedelta(hours=1),
+        margin=timedelta(minutes=15),
+    )
     assert placed.due_at >= due
     assert quiet_period(placed.due_at, QUIET, tz) is None
     if placed.due_at != due:
@@ -139,11 +155,26 @@ def test_shipped_policy_loads() -> None:
 @pytest.mark.parametrize(
     ("rule", "expected"),
     [
-        ({"name": "r1", "kind": "reminder", "when": "-1x", "channels": ["sms"], "template": "t"}, "rule 'r1' field 'when'"),
-        ({"name": "r2", "kind": "reminder", "when": "+1d", "channels": ["sms"], "template": "t"}, "rule 'r2'"),
-        ({"name": "r3", "kind": "reminder", "when": "-1d", "channels": ["fax"], "template": "t"}, "rule 'r3' field 'channels.0'"),
-        ({"name": "r4", "kind": "checkin", "channels": ["sms"], "template": "t"}, "'when' is required"),
-        ({"kind": "reminder", "when": "-1d", "channels": ["sms"], "template": "t"}, "rule #1 field 'name'"),
+        (
+            {"name": "r1", "kind": "reminder", "when": "-1x", "channels": ["sms"], "template": "t"},
+            "rule 'r1' field 'when'",
+        ),
+        (
+            {"name": "r2", "kind": "reminder", "when": "+1d", "channels": ["sms"], "template": "t"},
+            "rule 'r2'",
+        ),
+        (
+            {"name": "r3", "kind": "reminder", "when": "-1d", "channels": ["fax"], "template": "t"},
+            "rule 'r3' field 'channels.0'",
+        ),
+        (
+            {"name": "r4", "kind": "checkin", "channels": ["sms"], "template": "t"},
+            "'when' is required",
+        ),
+        (
+            {"kind": "reminder", "when": "-1d", "channels": ["sms"], "template": "t"},
+            "rule #1 field 'name'",
+        ),
     ],
 )
 def test_policy_errors_name_the_rule_and_field(rule: dict, expected: str) -> None:

@@ -38,7 +38,9 @@ def test_defaults_match_the_contract() -> None:
     assert s.template_dirs == [s.template_dirs[0]] and (s.template_dirs[0] / "en").is_dir()
 
 
-def test_policy_and_template_overrides_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_policy_and_template_overrides_must_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REMINDERS_POLICY_FILE", str(tmp_path / "nope.yaml"))
     with pytest.raises(ConfigError, match="REMINDERS_POLICY_FILE: .*no policy file at .*nope.yaml"):
         load_settings()
@@ -60,7 +62,9 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
-def test_chosen_provider_without_credentials_names_the_missing_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chosen_provider_without_credentials_names_the_missing_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("REMINDERS_SMS_PROVIDER", "twilio")
     monkeypatch.setenv("REMINDERS_TWILIO_ACCOUNT_SID", "AC123")
     monkeypatch.setenv("REMINDERS_SECRET_KEY", "a-real-secret-value-123456789")
@@ -89,7 +93,10 @@ def test_secret_from_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     secret.write_text("s3cr3t-from-file\n")
     monkeypatch.setenv("REMINDERS_TWILIO_AUTH_TOKEN_FILE", str(secret))
     s = load_settings()
-    assert s.twilio_auth_token is not None and s.twilio_auth_token.get_secret_value() == "s3cr3t-from-file"
+    assert (
+        s.twilio_auth_token is not None
+        and s.twilio_auth_token.get_secret_value() == "s3cr3t-from-file"
+    )
     assert "s3cr3t" not in repr(s)
     monkeypatch.setenv("REMINDERS_TWILIO_AUTH_TOKEN_FILE", str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="REMINDERS_TWILIO_AUTH_TOKEN_FILE"):

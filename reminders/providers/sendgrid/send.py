@@ -80,7 +80,11 @@ def build_mail(message: OutgoingMessage, *, from_email: str, from_name: str | No
 def looks_like_address(address: str) -> bool:
     """A cheap sanity check (the SDK's own parser crashes on some malformed input)."""
     local, at, domain = address.strip().rpartition("@")
-    return bool(at and local and domain) and not any(c.isspace() for c in address.strip()) and "<" not in address
+    return (
+        bool(at and local and domain)
+        and not any(c.isspace() for c in address.strip())
+        and "<" not in address
+    )
 
 
 def _error_fields(body: bytes | str | None) -> list[str]:
@@ -100,7 +104,9 @@ def classify_http_error(exc: HTTPError) -> TransientError | PermanentError:
         retry_after = parse_retry_after(headers.get("Retry-After") if headers is not None else None)
         return TransientError(f"sendgrid HTTP {status}", code=code, retry_after=retry_after)
     if status == 400 and any(_RECIPIENT_FIELD.match(f) for f in _error_fields(exc.body)):
-        return PermanentError("sendgrid rejected the recipient address", code=code, effect="invalid_address")
+        return PermanentError(
+            "sendgrid rejected the recipient address", code=code, effect="invalid_address"
+        )
     return PermanentError(f"sendgrid HTTP {status}", code=code)
 
 
@@ -139,14 +145,22 @@ class SendGridProvider(Provider):
 
     def send(self, message: OutgoingMessage) -> str:
         if not looks_like_address(message.to):
-            raise PermanentError("not an email address", code="invalid_address", effect="invalid_address")
+            raise PermanentError(
+                "not an email address", code="invalid_address", effect="invalid_address"
+            )
         mail = build_mail(message, from_email=self.from_email, from_name=self.from_name)
         try:
             response = self.sg.send(mail)
         except HTTPError as exc:
             error = classify_http_error(exc)
-            event(log, "sendgrid send failed", logging.WARNING, id=message.message_id,
-                  status=exc.status_code, permanent=error.permanent)
+            event(
+                log,
+                "sendgrid send failed",
+                logging.WARNING,
+                id=message.message_id,
+                status=exc.status_code,
+                permanent=error.permanent,
+            )
             raise error from None
         except TimeoutError:
             # A bare socket timeout comes while reading the answer: SendGrid may have the mail.
@@ -160,8 +174,13 @@ class SendGridProvider(Provider):
         # X-Message-Id identifies the request at SendGrid; events carry it as the prefix of
         # sg_message_id. Events are matched by our custom arg, so a missing header is not fatal.
         provider_id = str(response.headers.get("X-Message-Id") or "") if response.headers else ""
-        event(log, "sendgrid accepted", id=message.message_id, status=response.status_code,
-              provider_id=provider_id or None)
+        event(
+            log,
+            "sendgrid accepted",
+            id=message.message_id,
+            status=response.status_code,
+            provider_id=provider_id or None,
+        )
         return provider_id
 
     def describe(self) -> dict[str, Any]:

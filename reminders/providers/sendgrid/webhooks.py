@@ -65,7 +65,11 @@ MAX_EMAIL_BYTES = 30 * 1024 * 1024  # SendGrid's own limit
 def load_sendgrid_key(value: str) -> ec.EllipticCurvePublicKey:
     """The verification key as SendGrid shows it (base64 DER), or PEM."""
     value = value.strip()
-    key = load_pem_public_key(value.encode()) if "BEGIN PUBLIC KEY" in value else load_der_public_key(base64.b64decode(value))
+    key = (
+        load_pem_public_key(value.encode())
+        if "BEGIN PUBLIC KEY" in value
+        else load_der_public_key(base64.b64decode(value))
+    )
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise ValueError("the SendGrid webhook key is not an elliptic-curve public key")
     return key
@@ -141,16 +145,26 @@ def apply_sendgrid_events(
 def _email_failure(db: Session, message: Message, item: dict[str, Any], *, kind: str) -> bool:
     code = str(item.get("status") or "") or None
     detail = str(item.get("reason") or item.get("type") or kind)
-    changed = delivery.apply_failed(message, error_code=code or kind, reason=f"sendgrid {kind}: {detail}")
+    changed = delivery.apply_failed(
+        message, error_code=code or kind, reason=f"sendgrid {kind}: {detail}"
+    )
     address = str(item.get("email") or "") or None
     lowered = detail.lower()
     if kind == "dropped" and ("unsubscribe" in lowered or "spam" in lowered):
         # Dropped because the address is on SendGrid's suppression list: the person said no.
-        return set_opt_out(db, channel="email", address=address or "", source="sendgrid_dropped") or changed
+        return (
+            set_opt_out(db, channel="email", address=address or "", source="sendgrid_dropped")
+            or changed
+        )
     if kind == "bounce" and str(item.get("type") or "") == "blocked":
         return changed  # a block is about our sending reputation, not the address
     problem = f"email {kind} ({code or detail})"
-    return delivery.mark_address_unusable(db, message, channel="email", address=address, problem=problem) or changed
+    return (
+        delivery.mark_address_unusable(
+            db, message, channel="email", address=address, problem=problem
+        )
+        or changed
+    )
 
 
 _OPT_OUT_SOURCES = {
@@ -160,22 +174,32 @@ _OPT_OUT_SOURCES = {
 }
 
 
-HANDLED_SENDGRID_EVENTS = frozenset({"delivered", "deferred", "bounce", "dropped", *_OPT_OUT_SOURCES})
+HANDLED_SENDGRID_EVENTS = frozenset(
+    {"delivered", "deferred", "bounce", "dropped", *_OPT_OUT_SOURCES}
+)
 
 
-def _handle_sendgrid_event(db: Session, message: Message, item: dict[str, Any], *, now: datetime) -> bool:
+def _handle_sendgrid_event(
+    db: Session, message: Message, item: dict[str, Any], *, now: datetime
+) -> bool:
     kind = item["event"]
     if kind == "delivered":
         return delivery.apply_delivered(message, at=now)
     if kind == "deferred":
-        return delivery.note_deferred(message, f"deferred by the receiving server (attempt {item.get('attempt') or '?'})")
+        return delivery.note_deferred(
+            message, f"deferred by the receiving server (attempt {item.get('attempt') or '?'})"
+        )
     if kind in ("bounce", "dropped"):
         return _email_failure(db, message, item, kind=kind)
     # spamreport, unsubscribe, group_unsubscribe: the person does not want our email.
-    return set_opt_out(db, channel="email", address=str(item.get("email") or ""), source=_OPT_OUT_SOURCES[kind])
+    return set_opt_out(
+        db, channel="email", address=str(item.get("email") or ""), source=_OPT_OUT_SOURCES[kind]
+    )
 
 
-def _apply_sendgrid_event(session_factory: sessionmaker[Session], item: Any, *, now: datetime) -> str:
+def _apply_sendgrid_event(
+    session_factory: sessionmaker[Session], item: Any, *, now: datetime
+) -> str:
     if not isinstance(item, dict) or not isinstance(item.get("event"), str):
         return "invalid"
     kind: str = item["event"]
@@ -197,7 +221,14 @@ def _apply_sendgrid_event(session_factory: sessionmaker[Session], item: Any, *, 
                 return "duplicate"
         changed = _handle_sendgrid_event(db, message, item, now=now)
         db.commit()
-        event(log, "sendgrid event", id=message.id, event=kind, changed=changed, message_status=message.status)
+        event(
+            log,
+            "sendgrid event",
+            id=message.id,
+            event=kind,
+            changed=changed,
+            message_status=message.status,
+        )
         return "applied" if changed else "unchanged"
 
 
@@ -293,11 +324,17 @@ async def _sendgrid_inbound(request: Request) -> Response:
     # No provider id in Inbound Parse: the Message-ID header, else a digest of the content,
     # makes SendGrid's retries idempotent.
     message_id = ""
-    match = re.search(r"^Message-ID:\s*(\S+)", fields.get("headers", ""), re.IGNORECASE | re.MULTILINE)
+    match = re.search(
+        r"^Message-ID:\s*(\S+)", fields.get("headers", ""), re.IGNORECASE | re.MULTILINE
+    )
     if match:
         message_id = match.group(1)
     if not message_id:
-        digest = hashlib.sha256("\x1f".join((sender, subject, fields.get("text", ""), fields.get("headers", ""))).encode()).hexdigest()
+        digest = hashlib.sha256(
+            "\x1f".join(
+                (sender, subject, fields.get("text", ""), fields.get("headers", ""))
+            ).encode()
+        ).hexdigest()
         message_id = f"sha256:{digest}"
     try:
         result = await run_in_threadpool(

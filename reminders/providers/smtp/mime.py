@@ -24,7 +24,9 @@ def _split_content_type(content_type: str) -> tuple[str, str, dict[str, str]]:
     return maintype.lower() or "application", subtype.lower() or "octet-stream", params
 
 
-def build_mime(message: OutgoingMessage, *, from_email: str, from_name: str | None = None) -> EmailMessage:
+def build_mime(
+    message: OutgoingMessage, *, from_email: str, from_name: str | None = None
+) -> EmailMessage:
     """Build the message; its ``Message-ID`` header is the provider id SMTP reports."""
     mime = EmailMessage()
     mime["From"] = formataddr((from_name, from_email)) if from_name else from_email
@@ -44,10 +46,18 @@ def build_mime(message: OutgoingMessage, *, from_email: str, from_name: str | No
         if maintype == "text":
             charset = params.pop("charset", "utf-8")
             mime.add_attachment(
-                item.content.decode(charset), subtype=subtype, charset=charset,
-                filename=item.filename, params=params,
+                item.content.decode(charset),
+                subtype=subtype,
+                charset=charset,
+                filename=item.filename,
+                params=params,
             )
         else:
-            mime.add_attachment(item.content, maintype=maintype, subtype=subtype, filename=item.filename,
-                                params=params)
+            mime.add_attachment(
+                item.content,
+                maintype=maintype,
+                subtype=subtype,
+                filename=item.filename,
+                params=params,
+            )
     return mime

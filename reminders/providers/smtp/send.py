@@ -22,7 +22,9 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 Security = Literal["starttls", "ssl", "none"]
 
 
-def _code_error(code: int, what: str, *, recipient: bool = False) -> TransientError | PermanentError:
+def _code_error(
+    code: int, what: str, *, recipient: bool = False
+) -> TransientError | PermanentError:
     if 400 <= code < 500:
         return TransientError(f"smtp {what} deferred ({code})", code=str(code))
     effect = "invalid_address" if recipient and code in (550, 551, 553) else None
@@ -74,7 +76,9 @@ class SmtpProvider(Provider):
 
     def _connect(self) -> smtplib.SMTP:
         if self.security == "ssl":
-            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.ssl_context)
+            return smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=self.ssl_context
+            )
         smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         if self.security == "starttls":
             smtp.starttls(context=self.ssl_context)
@@ -92,18 +96,29 @@ class SmtpProvider(Provider):
             error = _code_error(smtp_code, "recipient", recipient=True)
         except smtplib.SMTPNotSupportedError:
             # e.g. STARTTLS or AUTH not offered: configuration, not something a retry fixes.
-            error = PermanentError("smtp server lacks a required extension (STARTTLS/AUTH)", code="unsupported")
+            error = PermanentError(
+                "smtp server lacks a required extension (STARTTLS/AUTH)", code="unsupported"
+            )
         except smtplib.SMTPResponseException as exc:  # sender refused, data refused, auth failed...
             error = _code_error(exc.smtp_code, "message")
-        except (smtplib.SMTPException, OSError) as exc:  # disconnects, refused connections, timeouts
+        except (
+            smtplib.SMTPException,
+            OSError,
+        ) as exc:  # disconnects, refused connections, timeouts
             kind = "timeout" if isinstance(exc, TimeoutError) else "connection"
             error = TransientError(f"smtp server unreachable ({type(exc).__name__})", code=kind)
         else:
             provider_id = str(mime["Message-ID"])
             event(log, "smtp accepted", id=message.message_id)
             return provider_id
-        event(log, "smtp send failed", logging.WARNING, id=message.message_id, code=error.code,
-              permanent=error.permanent)
+        event(
+            log,
+            "smtp send failed",
+            logging.WARNING,
+            id=message.message_id,
+            code=error.code,
+            permanent=error.permanent,
+        )
         raise error
 
     def describe(self) -> dict[str, Any]:

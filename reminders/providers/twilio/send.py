@@ -83,14 +83,22 @@ def validity_seconds(not_after: datetime | None, *, now: datetime) -> int | None
     return min(remaining, MAX_VALIDITY_SECONDS)
 
 
-def classify_rest_error(exc: TwilioRestException, retry_after: float | None) -> TransientError | PermanentError:
+def classify_rest_error(
+    exc: TwilioRestException, retry_after: float | None
+) -> TransientError | PermanentError:
     code = str(exc.code) if exc.code is not None else str(exc.status)
     if exc.status == 429 or exc.status >= 500 or code in TRANSIENT_CODES:
-        return TransientError(f"twilio HTTP {exc.status} (code {code})", code=code, retry_after=retry_after)
+        return TransientError(
+            f"twilio HTTP {exc.status} (code {code})", code=code, retry_after=retry_after
+        )
     if code in OPTED_OUT_CODES:
-        return PermanentError("recipient has opted out (twilio 21610)", code=code, effect="opted_out")
+        return PermanentError(
+            "recipient has opted out (twilio 21610)", code=code, effect="opted_out"
+        )
     if code in INVALID_ADDRESS_CODES:
-        return PermanentError(f"number unusable for SMS (twilio {code})", code=code, effect="invalid_address")
+        return PermanentError(
+            f"number unusable for SMS (twilio {code})", code=code, effect="invalid_address"
+        )
     return PermanentError(f"twilio HTTP {exc.status} (code {code})", code=code)
 
 
@@ -153,21 +161,46 @@ class TwilioProvider(Provider):
             created = self.client.messages.create(**params)
         except TwilioRestException as exc:
             last = self.http.last_response
-            retry_after = parse_retry_after(last.headers.get("Retry-After") if last and last.headers else None)
+            retry_after = parse_retry_after(
+                last.headers.get("Retry-After") if last and last.headers else None
+            )
             error = classify_rest_error(exc, retry_after)
-            event(log, "twilio send failed", logging.WARNING, id=message.message_id, status=exc.status,
-                  code=error.code, permanent=error.permanent)
+            event(
+                log,
+                "twilio send failed",
+                logging.WARNING,
+                id=message.message_id,
+                status=exc.status,
+                code=error.code,
+                permanent=error.permanent,
+            )
             raise error from None
         except requests.ConnectTimeout:
-            event(log, "twilio unreachable", logging.WARNING, id=message.message_id, error="ConnectTimeout")
-            raise TransientError("twilio unreachable (connect timeout)", code="connection") from None
+            event(
+                log,
+                "twilio unreachable",
+                logging.WARNING,
+                id=message.message_id,
+                error="ConnectTimeout",
+            )
+            raise TransientError(
+                "twilio unreachable (connect timeout)", code="connection"
+            ) from None
         except requests.Timeout:
             # Sent but unanswered: Twilio may have accepted it, so it must not be sent again blindly.
             event(log, "twilio send timed out", logging.WARNING, id=message.message_id)
             raise OutcomeUnknown("twilio did not answer in time", code="timeout") from None
         except requests.RequestException as exc:
-            event(log, "twilio unreachable", logging.WARNING, id=message.message_id, error=type(exc).__name__)
-            raise TransientError(f"twilio unreachable ({type(exc).__name__})", code="connection") from None
+            event(
+                log,
+                "twilio unreachable",
+                logging.WARNING,
+                id=message.message_id,
+                error=type(exc).__name__,
+            )
+            raise TransientError(
+                f"twilio unreachable ({type(exc).__name__})", code="connection"
+            ) from None
         sid = str(created.sid)
         event(log, "twilio accepted", id=message.message_id, provider_id=sid)
         return sid

@@ -34,8 +34,14 @@ def signed_url(settings: Settings, path: str, query: str) -> str:
     return url + "?" + query if query else url
 
 
-def request_signed(settings: Settings, *, path: str, query: str, params: ImmutableMultiDict[str, str],
-                   headers: Mapping[str, str]) -> bool:
+def request_signed(
+    settings: Settings,
+    *,
+    path: str,
+    query: str,
+    params: ImmutableMultiDict[str, str],
+    headers: Mapping[str, str],
+) -> bool:
     """True when the request carries Twilio's signature for this URL and these form fields.
     ``headers`` must look names up case-insensitively (Starlette's do)."""
     token = auth_token(settings)
@@ -44,7 +50,8 @@ def request_signed(settings: Settings, *, path: str, query: str, params: Immutab
         return False
     try:
         algorithm = get_signature_algorithm(headers.get(SIGNATURE_SETTINGS_HEADER))
-        return RequestValidator(token).validate(signed_url(settings, path, query), params, signature,
-                                                algorithm=algorithm)
+        return RequestValidator(token).validate(
+            signed_url(settings, path, query), params, signature, algorithm=algorithm
+        )
     except (TypeError, ValueError):
         return False

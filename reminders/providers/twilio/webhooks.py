@@ -48,8 +48,11 @@ MAX_BODY_BYTES = 64 * 1024  # an SMS webhook is a few hundred bytes
 
 
 def _twiml(status_code: int = 200) -> Response:
-    return Response(EMPTY_TWIML if status_code == 200 else "", status_code=status_code,
-                    media_type="text/xml" if status_code == 200 else None)
+    return Response(
+        EMPTY_TWIML if status_code == 200 else "",
+        status_code=status_code,
+        media_type="text/xml" if status_code == 200 else None,
+    )
 
 
 # --- inbound SMS ------------------------------------------------------------------------------
@@ -77,8 +80,13 @@ async def twilio_sms(request: Request) -> Response:
         count_webhook(hook, "refused")
         return _twiml(403)
     params: ImmutableMultiDict[str, str] = ImmutableMultiDict(pairs)
-    if not request_signed(settings, path=TWILIO_SMS_PATH, query=request.url.query, params=params,
-                          headers=request.headers):
+    if not request_signed(
+        settings,
+        path=TWILIO_SMS_PATH,
+        query=request.url.query,
+        params=params,
+        headers=request.headers,
+    ):
         count_webhook(hook, "bad_signature")
         return _twiml(403)
 
@@ -125,8 +133,13 @@ async def twilio_status(request: Request) -> Response:
     except UnicodeDecodeError:
         count_webhook(TWILIO_HOOK, "forbidden")
         return Response(status_code=403)
-    if not request_signed(settings, path=request.url.path, query=request.url.query, params=params,
-                          headers=request.headers):
+    if not request_signed(
+        settings,
+        path=request.url.path,
+        query=request.url.query,
+        params=params,
+        headers=request.headers,
+    ):
         count_webhook(TWILIO_HOOK, "forbidden")
         event(log, "twilio status callback with a bad signature", logging.WARNING)
         return Response(status_code=403)
@@ -164,16 +177,27 @@ def apply_twilio_status(
             changed = delivery.apply_delivered(message, at=now)
         elif status in ("undelivered", "failed"):
             code = error_code or status
-            changed = delivery.apply_failed(message, error_code=error_code, reason=f"twilio {status} ({code})")
+            changed = delivery.apply_failed(
+                message, error_code=error_code, reason=f"twilio {status} ({code})"
+            )
             if error_code in OPTED_OUT_CODES and to:
                 changed |= set_opt_out(db, channel="sms", address=to, source="twilio_21610")
             elif error_code in CALLBACK_INVALID_NUMBER_CODES:
                 changed |= delivery.mark_address_unusable(
-                    db, message, channel="sms", address=to, problem=f"carrier reported invalid number ({error_code})"
+                    db,
+                    message,
+                    channel="sms",
+                    address=to,
+                    problem=f"carrier reported invalid number ({error_code})",
                 )
         db.commit()
-        event(log, "twilio status", id=message.id, status=status, code=error_code, changed=changed,
-              message_status=message.status)
+        event(
+            log,
+            "twilio status",
+            id=message.id,
+            status=status,
+            code=error_code,
+            changed=changed,
+            message_status=message.status,
+        )
         return "applied" if changed else "unchanged"
-
-

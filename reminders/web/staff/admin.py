@@ -40,13 +40,17 @@ def describe_offset(offset: Offset) -> str:
     if minutes:
         parts.append(_amount(minutes, "minute"))
     span = " ".join(parts) or "0 minutes"
-    return f"{span} before the session starts" if offset.before else f"{span} after the session ends"
+    return (
+        f"{span} before the session starts" if offset.before else f"{span} after the session ends"
+    )
 
 
 def describe_when(rule: Rule) -> str:
     if rule.kind == "nudge":
-        return (f"{_amount(rule.lead, 'day')} before maintenance is due, at {rule.at:%H:%M}, "
-                f"then every {_amount(rule.every, 'day')}, at most {rule.max} times")
+        return (
+            f"{_amount(rule.lead, 'day')} before maintenance is due, at {rule.at:%H:%M}, "
+            f"then every {_amount(rule.every, 'day')}, at most {rule.max} times"
+        )
     when = rule.when
     if isinstance(when, FixedTime):
         day = abs(when.day)
@@ -65,8 +69,15 @@ BUILT_IN_POLICY = (
 )
 
 
-def _policy_page(request: Request, staff: Staff, *, text: str | None = None, error: str | None = None,
-                 notice: str | None = None, status_code: int = 200) -> Response:
+def _policy_page(
+    request: Request,
+    staff: Staff,
+    *,
+    text: str | None = None,
+    error: str | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
     settings = settings_of(request)
     path = settings.policy_path
     try:
@@ -81,15 +92,29 @@ def _policy_page(request: Request, staff: Staff, *, text: str | None = None, err
             text = ""
     rows = [{"rule": r, "when": describe_when(r)} for r in policy.rules] if policy else []
     running = runtime_of(request).policy.fingerprint()
-    return render(request, "policy.html", {
-        "policy": policy, "rows": rows, "text": text, "error": error or load_error, "notice": notice,
-        "policy_path": path, "built_in": settings.policy_file is None, "stale": policy is not None and policy.fingerprint() != running,
-    }, staff=staff, status_code=status_code)
+    return render(
+        request,
+        "policy.html",
+        {
+            "policy": policy,
+            "rows": rows,
+            "text": text,
+            "error": error or load_error,
+            "notice": notice,
+            "policy_path": path,
+            "built_in": settings.policy_file is None,
+            "stale": policy is not None and policy.fingerprint() != running,
+        },
+        staff=staff,
+        status_code=status_code,
+    )
 
 
 @router.get("/policy")
 def policy_page(request: Request, done: str = "", staff: Staff = Depends(signed_in)) -> Response:
-    notice = "Saved and validated. Workers apply it at their next pass." if done == "saved" else None
+    notice = (
+        "Saved and validated. Workers apply it at their next pass." if done == "saved" else None
+    )
     return _policy_page(request, staff, notice=notice)
 
 
@@ -109,17 +134,23 @@ def write_atomically(path: Path, text: str) -> None:
 
 @router.post("/policy")
 def policy_save(
-    request: Request, text: str = Form(""),
-    staff: Staff = Depends(admin_posted), db: Session = Depends(get_db),
+    request: Request,
+    text: str = Form(""),
+    staff: Staff = Depends(admin_posted),
+    db: Session = Depends(get_db),
 ) -> Response:
     text = text.replace("\r\n", "\n")
     if len(text.encode()) > MAX_POLICY_BYTES:
-        return _policy_page(request, staff, text=text, error="the policy is too large", status_code=422)
+        return _policy_page(
+            request, staff, text=text, error="the policy is too large", status_code=422
+        )
     try:
         raw = yaml.safe_load(text)
         policy = parse_policy(raw, source="policy")
     except yaml.YAMLError as exc:
-        return _policy_page(request, staff, text=text, error=f"not valid YAML: {exc}", status_code=422)
+        return _policy_page(
+            request, staff, text=text, error=f"not valid YAML: {exc}", status_code=422
+        )
     except PolicyError as exc:
         return _policy_page(request, staff, text=text, error=str(exc), status_code=422)
     if settings_of(request).policy_file is None:
@@ -130,8 +161,15 @@ def policy_save(
     write_atomically(path, text if text.endswith("\n") else text + "\n")
     # Every worker re-reads the file when it changes (Runtime.policy), this one at once.
     runtime.policy  # noqa: B018
-    db.add(AuditLog(actor=staff.user.email, action="policy.save", entity="policy", entity_id=path.name,
-                    detail={"from": before, "to": policy.fingerprint(), "rules": len(policy.rules)}))
+    db.add(
+        AuditLog(
+            actor=staff.user.email,
+            action="policy.save",
+            entity="policy",
+            entity_id=path.name,
+            detail={"from": before, "to": policy.fingerprint(), "rules": len(policy.rules)},
+        )
+    )
     db.commit()
     event(log, "policy saved", user=staff.user.id, fingerprint=policy.fingerprint())
     return see_other("/staff/policy?done=saved")
@@ -139,8 +177,11 @@ def policy_save(
 
 @router.get("/audit")
 def audit_log(
-    request: Request, entity: str = "", actor: str = "",
-    staff: Staff = Depends(admin), db: Session = Depends(get_db),
+    request: Request,
+    entity: str = "",
+    actor: str = "",
+    staff: Staff = Depends(admin),
+    db: Session = Depends(get_db),
 ) -> Response:
     query = select(AuditLog).order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(300)
     if entity:
@@ -148,5 +189,9 @@ def audit_log(
     if actor:
         query = query.where(AuditLog.actor == actor)
     entities = sorted(set(db.scalars(select(AuditLog.entity).distinct())))
-    return render(request, "audit.html", {"rows": db.scalars(query).all(), "entity": entity, "actor": actor,
-                                          "entities": entities}, staff=staff)
+    return render(
+        request,
+        "audit.html",
+        {"rows": db.scalars(query).all(), "entity": entity, "actor": actor, "entities": entities},
+        staff=staff,
+    )

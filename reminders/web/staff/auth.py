@@ -131,7 +131,9 @@ def lock_length(failed: int) -> timedelta:
     return min(FIRST_LOCK * 2 ** min(failed - FREE_ATTEMPTS, 16), MAX_LOCK)
 
 
-def attempt_login(db: Session, *, email: str, password: str, now: datetime | None = None) -> LoginResult:
+def attempt_login(
+    db: Session, *, email: str, password: str, now: datetime | None = None
+) -> LoginResult:
     """Check a password, counting failures; the caller commits."""
     now = now or utcnow()
     user = find_user(db, email)
@@ -147,7 +149,11 @@ def attempt_login(db: Session, *, email: str, password: str, now: datetime | Non
         return LoginResult(None, locked_until=user.locked_until)
     user.failed_logins = 0
     user.locked_until = None
-    if user.password_hash and not must_change_password(user) and _hasher.check_needs_rehash(user.password_hash):
+    if (
+        user.password_hash
+        and not must_change_password(user)
+        and _hasher.check_needs_rehash(user.password_hash)
+    ):
         user.password_hash = hash_password(password)
     return LoginResult(user)
 
@@ -167,7 +173,9 @@ def secure_cookies(settings: Settings) -> bool:
     return settings.public_url.lower().startswith("https://")
 
 
-def _set_cookie(response: Response, settings: Settings, name: str, value: str, max_age: int) -> None:
+def _set_cookie(
+    response: Response, settings: Settings, name: str, value: str, max_age: int
+) -> None:
     response.set_cookie(
         name, value, max_age=max_age, path="/staff", httponly=True, samesite="lax",
         secure=secure_cookies(settings),
@@ -220,7 +228,9 @@ def login_seed(request: Request, settings: Settings) -> str | None:
 
 def set_login_seed(response: Response, settings: Settings, seed: str) -> None:
     """The login form's CSRF seed, in its own short-lived cookie (there is no session yet)."""
-    _set_cookie(response, settings, LOGIN_COOKIE, _serializer(settings, "staff-login").dumps(seed), 3600)
+    _set_cookie(
+        response, settings, LOGIN_COOKIE, _serializer(settings, "staff-login").dumps(seed), 3600
+    )
 
 
 # --- CSRF --------------------------------------------------------------------------------------
@@ -233,5 +243,9 @@ def csrf_token(settings: Settings, seed: str) -> str:
 
 def check_csrf(settings: Settings, seed: str | None, given: object) -> None:
     """403 unless ``given`` is the token for ``seed``."""
-    if not seed or not isinstance(given, str) or not hmac.compare_digest(csrf_token(settings, seed), given):
+    if (
+        not seed
+        or not isinstance(given, str)
+        or not hmac.compare_digest(csrf_token(settings, seed), given)
+    ):
         raise HTTPException(status_code=403, detail="missing or wrong CSRF token: reload the page")

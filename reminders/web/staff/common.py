@@ -71,7 +71,9 @@ class Staff:
 
 def redirect_to_login(request: Request) -> HTTPException:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return HTTPException(status_code=303, headers={"Location": f"{LOGIN_PATH}?next={quote(target)}"})
+    return HTTPException(
+        status_code=303, headers={"Location": f"{LOGIN_PATH}?next={quote(target)}"}
+    )
 
 
 def signed_in(request: Request, db: Session = Depends(get_db)) -> Staff:
@@ -107,7 +109,12 @@ def admin_posted(staff: Staff = Depends(posted)) -> Staff:
 
 def safe_next(target: str | None) -> str:
     """Only our own pages: no open redirect through ?next=."""
-    if target and target.startswith("/staff") and not target.startswith("//") and "\\" not in target:
+    if (
+        target
+        and target.startswith("/staff")
+        and not target.startswith("//")
+        and "\\" not in target
+    ):
         return target
     return "/staff/inbox"
 

@@ -45,58 +45,88 @@ class ThreadItem:
 def conversation(db: Session, patient_id: str, limit: int = 100) -> list[ThreadItem]:
     """A patient's messages both ways, oldest first (the latest ``limit``)."""
     outgoing = db.scalars(
-        select(Message).where(Message.patient_id == patient_id, Message.status.in_(("sent", "delivered", "failed")))
-        .order_by(Message.updated_at.desc()).limit(limit)
+        select(Message)
+        .where(
+            Message.patient_id == patient_id, Message.status.in_(("sent", "delivered", "failed"))
+        )
+        .order_by(Message.updated_at.desc())
+        .limit(limit)
     ).all()
     incoming = db.scalars(
-        select(InboundMessage).where(InboundMessage.patient_id == patient_id)
-        .order_by(InboundMessage.received_at.desc()).limit(limit)
+        select(InboundMessage)
+        .where(InboundMessage.patient_id == patient_id)
+        .order_by(InboundMessage.received_at.desc())
+        .limit(limit)
     ).all()
     items = [
-        ThreadItem(m.sent_at or m.updated_at, "out", m.channel, m.body or f"({m.template})", m.status)
+        ThreadItem(
+            m.sent_at or m.updated_at, "out", m.channel, m.body or f"({m.template})", m.status
+        )
         for m in outgoing
     ] + [
-        ThreadItem(i.received_at, "in", i.channel, i.body, i.classification or "")
-        for i in incoming
+        ThreadItem(i.received_at, "in", i.channel, i.body, i.classification or "") for i in incoming
     ]
     return sorted(items, key=lambda item: item.at)[-limit:]
 
 
 @router.get("/inbox")
 def inbox(
-    request: Request, task: int | None = None,
-    staff: Staff = Depends(signed_in), db: Session = Depends(get_db),
+    request: Request,
+    task: int | None = None,
+    staff: Staff = Depends(signed_in),
+    db: Session = Depends(get_db),
 ) -> Response:
     open_tasks = db.execute(
-        select(StaffTask, Patient).outerjoin(Patient, Patient.id == StaffTask.patient_id)
+        select(StaffTask, Patient)
+        .outerjoin(Patient, Patient.id == StaffTask.patient_id)
         .where(StaffTask.acknowledged_at.is_(None))
-        .order_by(StaffTask.urgent.desc(), StaffTask.created_at.desc()).limit(200)
+        .order_by(StaffTask.urgent.desc(), StaffTask.created_at.desc())
+        .limit(200)
     ).all()
     done_tasks = db.execute(
-        select(StaffTask, Patient).outerjoin(Patient, Patient.id == StaffTask.patient_id)
+        select(StaffTask, Patient)
+        .outerjoin(Patient, Patient.id == StaffTask.patient_id)
         .where(StaffTask.acknowledged_at.is_not(None))
-        .order_by(StaffTask.acknowledged_at.desc()).limit(30)
+        .order_by(StaffTask.acknowledged_at.desc())
+        .limit(30)
     ).all()
     replies = db.execute(
-        select(InboundMessage, Patient).outerjoin(Patient, Patient.id == InboundMessage.patient_id)
-        .order_by(InboundMessage.received_at.desc()).limit(50)
+        select(InboundMessage, Patient)
+        .outerjoin(Patient, Patient.id == InboundMessage.patient_id)
+        .order_by(InboundMessage.received_at.desc())
+        .limit(50)
     ).all()
     selected = db.get(StaffTask, task) if task is not None else None
     if selected is None and open_tasks:
         selected = open_tasks[0][0]
-    inbound = db.get(InboundMessage, selected.inbound_id) if selected and selected.inbound_id else None
+    inbound = (
+        db.get(InboundMessage, selected.inbound_id) if selected and selected.inbound_id else None
+    )
     patient = db.get(Patient, selected.patient_id) if selected and selected.patient_id else None
     thread = conversation(db, patient.id) if patient else []
-    return render(request, "inbox.html", {
-        "open_tasks": open_tasks, "done_tasks": done_tasks, "replies": replies, "selected": selected,
-        "inbound": inbound, "patient": patient, "thread": thread, "labels": KIND_LABELS,
-    }, staff=staff)
+    return render(
+        request,
+        "inbox.html",
+        {
+            "open_tasks": open_tasks,
+            "done_tasks": done_tasks,
+            "replies": replies,
+            "selected": selected,
+            "inbound": inbound,
+            "patient": patient,
+            "thread": thread,
+            "labels": KIND_LABELS,
+        },
+        staff=staff,
+    )
 
 
 @router.post("/inbox/{task_id}/ack")
 def acknowledge(
-    task_id: int, note: str = Form(""),
-    staff: Staff = Depends(posted), db: Session = Depends(get_db),
+    task_id: int,
+    note: str = Form(""),
+    staff: Staff = Depends(posted),
+    db: Session = Depends(get_db),
 ) -> Response:
     task = db.get(StaffTask, task_id)
     if task is None:
@@ -107,15 +137,22 @@ def acknowledge(
     now = utcnow()
     # Only the first acknowledgement counts: two people clicking at once do not overwrite each other.
     result = db.execute(
-        update(StaffTask).where(StaffTask.id == task_id, StaffTask.acknowledged_at.is_(None))
+        update(StaffTask)
+        .where(StaffTask.id == task_id, StaffTask.acknowledged_at.is_(None))
         .values(acknowledged_at=now, acknowledged_by=staff.user.email, note=note or None)
         .execution_options(synchronize_session=False)
     )
     changed = getattr(result, "rowcount", 0)
     if changed:
-        db.add(AuditLog(actor=staff.user.email, action="task.acknowledge", entity="staff_task",
-                        entity_id=str(task_id), detail={"kind": task.kind, "urgent": task.urgent,
-                                                        "patient_id": task.patient_id}))
+        db.add(
+            AuditLog(
+                actor=staff.user.email,
+                action="task.acknowledge",
+                entity="staff_task",
+                entity_id=str(task_id),
+                detail={"kind": task.kind, "urgent": task.urgent, "patient_id": task.patient_id},
+            )
+        )
     db.commit()
     event(log, "task acknowledged", task=task_id, user=staff.user.id, first=bool(changed))
     return see_other(f"/staff/inbox?task={task_id}")

@@ -54,23 +54,44 @@ def outbox(
     if start:
         query = query.where(Message.due_at >= datetime.combine(start, time(0), tzinfo=zone))
     if end:
-        query = query.where(Message.due_at < datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone))
-    rows = db.execute(query.order_by(Message.due_at.desc(), Message.id.desc()).limit(PAGE_SIZE)).all()
+        query = query.where(
+            Message.due_at < datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone)
+        )
+    rows = db.execute(
+        query.order_by(Message.due_at.desc(), Message.id.desc()).limit(PAGE_SIZE)
+    ).all()
     rules = sorted(set(db.scalars(select(Message.rule).distinct())))
-    return render(request, "outbox.html", {
-        "rows": rows, "statuses": MESSAGE_STATUSES, "rules": rules, "limit": PAGE_SIZE,
-        "f": {"status": status, "channel": channel, "rule": rule, "patient": patient,
-              "date_from": date_from, "date_to": date_to},
-        "now": utcnow(),
-    }, staff=staff)
+    return render(
+        request,
+        "outbox.html",
+        {
+            "rows": rows,
+            "statuses": MESSAGE_STATUSES,
+            "rules": rules,
+            "limit": PAGE_SIZE,
+            "f": {
+                "status": status,
+                "channel": channel,
+                "rule": rule,
+                "patient": patient,
+                "date_from": date_from,
+                "date_to": date_to,
+            },
+            "now": utcnow(),
+        },
+        staff=staff,
+    )
 
 
 @router.get("/outbox/failed")
-def failed(request: Request, staff: Staff = Depends(signed_in), db: Session = Depends(get_db)) -> Response:
+def failed(
+    request: Request, staff: Staff = Depends(signed_in), db: Session = Depends(get_db)
+) -> Response:
     """Patients with a message that failed in the last two weeks: call them."""
     since = utcnow() - timedelta(days=FAILED_DAYS)
     rows = db.execute(
-        select(Message, Patient).join(Patient, Patient.id == Message.patient_id)
+        select(Message, Patient)
+        .join(Patient, Patient.id == Message.patient_id)
         .where(Message.status == "failed", Message.updated_at >= since)
         .order_by(Message.updated_at.desc())
     ).all()
@@ -78,5 +99,9 @@ def failed(request: Request, staff: Staff = Depends(signed_in), db: Session = De
     for msg, patient in rows:
         entry = by_patient.setdefault(patient.id, {"patient": patient, "messages": []})
         entry["messages"].append(msg)  # type: ignore[attr-defined]
-    return render(request, "outbox_failed.html", {"patients": list(by_patient.values()), "days": FAILED_DAYS},
-                  staff=staff)
+    return render(
+        request,
+        "outbox_failed.html",
+        {"patients": list(by_patient.values()), "days": FAILED_DAYS},
+        staff=staff,
+    )

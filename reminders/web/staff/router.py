@@ -45,17 +45,24 @@ def index(staff: Staff = Depends(signed_in)) -> Response:
 def static(name: str) -> Response:
     if name not in STATIC_FILES:
         raise HTTPException(status_code=404)
-    return FileResponse(STATIC_DIR / name, media_type=STATIC_FILES[name],
-                        headers={"Cache-Control": "max-age=300"})
+    return FileResponse(
+        STATIC_DIR / name, media_type=STATIC_FILES[name], headers={"Cache-Control": "max-age=300"}
+    )
 
 
-def _login_page(request: Request, *, error: str | None, next_url: str, email: str = "",
-                status_code: int = 200) -> Response:
+def _login_page(
+    request: Request, *, error: str | None, next_url: str, email: str = "", status_code: int = 200
+) -> Response:
     settings = settings_of(request)
     seed = auth.login_seed(request, settings)
     fresh = seed is None
     seed = seed or secrets.token_urlsafe(16)
-    context = {"error": error, "next": next_url, "email": email, "csrf": auth.csrf_token(settings, seed)}
+    context = {
+        "error": error,
+        "next": next_url,
+        "email": email,
+        "csrf": auth.csrf_token(settings, seed),
+    }
     response = render(request, "login.html", context, status_code=status_code)
     if fresh:
         auth.set_login_seed(response, settings, seed)
@@ -75,6 +82,7 @@ async def login(request: Request, db: Session = Depends(get_db)) -> Response:
     email = str(form.get("email") or "")[:320]
     password = str(form.get("password") or "")[:1000]
     next_url = safe_next(str(form.get("next") or ""))
+
     def check() -> auth.LoginResult:  # argon2 and the database: off the event loop
         found = auth.attempt_login(db, email=email, password=password)
         db.commit()
@@ -86,10 +94,16 @@ async def login(request: Request, db: Session = Depends(get_db)) -> Response:
         event(log, "staff login refused", level=logging.WARNING, locked=locked)
         message = (
             "Too many wrong passwords: this account is locked for a few minutes."
-            if locked else "Wrong email or password."
+            if locked
+            else "Wrong email or password."
         )
-        return _login_page(request, error=message, next_url=next_url, email=email,
-                           status_code=429 if locked else 401)
+        return _login_page(
+            request,
+            error=message,
+            next_url=next_url,
+            email=email,
+            status_code=429 if locked else 401,
+        )
     assert result.user is not None
     event(log, "staff login", user=result.user.id)
     response = see_other(PASSWORD_PATH if auth.must_change_password(result.user) else next_url)
@@ -106,8 +120,12 @@ def logout(staff: Staff = Depends(posted)) -> Response:
 
 @router.get("/account/password")
 def password_form(request: Request, staff: Staff = Depends(signed_in)) -> Response:
-    return render(request, "password.html", {"error": None, "first": auth.must_change_password(staff.user)},
-                  staff=staff)
+    return render(
+        request,
+        "password.html",
+        {"error": None, "first": auth.must_change_password(staff.user)},
+        staff=staff,
+    )
 
 
 @router.post("/account/password")
@@ -121,13 +139,26 @@ def change_password(
 ) -> Response:
     user = db.merge(staff.user)
     first = auth.must_change_password(user)
-    problem = None if auth.verify_password(user.password_hash, current) else "The current password is wrong."
+    problem = (
+        None
+        if auth.verify_password(user.password_hash, current)
+        else "The current password is wrong."
+    )
     problem = problem or auth.password_problem(password, confirm)
     if problem:
-        return render(request, "password.html", {"error": problem, "first": first}, staff=staff,
-                      status_code=400)
+        return render(
+            request,
+            "password.html",
+            {"error": problem, "first": first},
+            staff=staff,
+            status_code=400,
+        )
     user.password_hash = auth.hash_password(password)
-    db.add(AuditLog(actor=user.email, action="staff.password", entity="staff_user", entity_id=str(user.id)))
+    db.add(
+        AuditLog(
+            actor=user.email, action="staff.password", entity="staff_user", entity_id=str(user.id)
+        )
+    )
     db.commit()
     response = see_other("/staff/inbox")
     auth.start_session(response, settings_of(request), user)  # the old cookie no longer matches

@@ -105,28 +105,46 @@ def find_patient(db: Session, query: str) -> Patient | None:
         return found
     like = f"%{query}%"
     return db.scalars(
-        select(Patient).where(or_(Patient.first_name.ilike(like), Patient.last_name.ilike(like)))
-        .order_by(Patient.id).limit(1)
+        select(Patient)
+        .where(or_(Patient.first_name.ilike(like), Patient.last_name.ilike(like)))
+        .order_by(Patient.id)
+        .limit(1)
     ).first()
 
 
-def _patient_context(db: Session, settings: Settings, patient: Patient, language: str) -> dict[str, Any]:
+def _patient_context(
+    db: Session, settings: Settings, patient: Patient, language: str
+) -> dict[str, Any]:
     """The context for a real patient: their next session, else their latest."""
     now = utcnow()
     sessions = db.scalars(
-        select(TreatmentSession).where(TreatmentSession.patient_id == patient.id)
+        select(TreatmentSession)
+        .where(TreatmentSession.patient_id == patient.id)
         .order_by(TreatmentSession.starts_at)
     ).all()
-    upcoming = [s for s in sessions if s.starts_at >= now and s.status in ("scheduled", "confirmed")]
+    upcoming = [
+        s for s in sessions if s.starts_at >= now and s.status in ("scheduled", "confirmed")
+    ]
     session = upcoming[0] if upcoming else (sessions[-1] if sessions else None)
     location = db.get(Location, session.location_id) if session and session.location_id else None
-    return build_context(settings, patient=patient, session=session, location=location,
-                         language=context_language(patient.language, language))
+    return build_context(
+        settings,
+        patient=patient,
+        session=session,
+        location=location,
+        language=context_language(patient.language, language),
+    )
 
 
 def check_draft(db: Session, settings: Settings, draft: Draft, patient_query: str = "") -> Checks:
-    result: CheckResult = check_source(channel=draft.channel, subject=draft.subject, body=draft.body,
-                                       html=draft.html, settings=settings, language=draft.language)
+    result: CheckResult = check_source(
+        channel=draft.channel,
+        subject=draft.subject,
+        body=draft.body,
+        html=draft.html,
+        settings=settings,
+        language=draft.language,
+    )
     checks = Checks(errors=_group(result.errors), warnings=_group(result.warnings))
     if not result.ok:
         return checks
@@ -137,9 +155,17 @@ def check_draft(db: Session, settings: Settings, draft: Draft, patient_query: st
     else:
         context = sample_context(settings, draft.language)
         if patient_query:
-            checks.warnings.setdefault("general", []).append("no patient matches that search: showing sample data")
-    source = TemplateSource(name=draft.name, channel=draft.channel,  # type: ignore[arg-type]
-                            language=draft.language, body=draft.body, subject=draft.subject, html=draft.html)
+            checks.warnings.setdefault("general", []).append(
+                "no patient matches that search: showing sample data"
+            )
+    source = TemplateSource(
+        name=draft.name,
+        channel=draft.channel,  # type: ignore[arg-type]
+        language=draft.language,
+        body=draft.body,
+        subject=draft.subject,
+        html=draft.html,
+    )
     try:
         checks.rendered = render_source(source, context)
     except TemplateError as exc:
@@ -150,11 +176,18 @@ def check_draft(db: Session, settings: Settings, draft: Draft, patient_query: st
     return checks
 
 
-def _draft_from_form(name: str, channel: str, language: str, subject: str, body: str, html: str) -> Draft:
+def _draft_from_form(
+    name: str, channel: str, language: str, subject: str, body: str, html: str
+) -> Draft:
     email = channel == "email"
-    return Draft(name=name, channel=channel, language=language, body=body.replace("\r\n", "\n"),
-                 subject=subject.replace("\r\n", "\n") if email else None,
-                 html=(html.replace("\r\n", "\n") or None) if email else None)
+    return Draft(
+        name=name,
+        channel=channel,
+        language=language,
+        body=body.replace("\r\n", "\n"),
+        subject=subject.replace("\r\n", "\n") if email else None,
+        html=(html.replace("\r\n", "\n") or None) if email else None,
+    )
 
 
 def _rules_using(request: Request) -> dict[str, list[str]]:
@@ -188,21 +221,51 @@ def template_list(
         and (not rule or rule in rules.get(info.name, []))
     ]
     languages = sorted({info.language for info in infos})
-    return render(request, "templates_list.html", {
-        "rows": rows, "q": q, "channel": channel, "language": language, "rule": rule,
-        "channels": CHANNELS, "languages": languages,
-        "rule_names": [r.name for r in runtime_of(request).policy.rules],
-    }, staff=staff)
+    return render(
+        request,
+        "templates_list.html",
+        {
+            "rows": rows,
+            "q": q,
+            "channel": channel,
+            "language": language,
+            "rule": rule,
+            "channels": CHANNELS,
+            "languages": languages,
+            "rule_names": [r.name for r in runtime_of(request).policy.rules],
+        },
+        staff=staff,
+    )
 
 
-def _editor(request: Request, db: Session, staff: Staff, draft: Draft, *, checks: Checks,
-            origin: str, status_code: int = 200, note: str = "", patient: str = "",
-            notice: str | None = None) -> Response:
-    return render(request, "template_edit.html", {
-        "draft": draft, "checks": checks, "origin": origin, "note": note, "patient": patient,
-        "notice": notice,
-        "has_phone": bool(staff.user.phone),
-    }, staff=staff, status_code=status_code)
+def _editor(
+    request: Request,
+    db: Session,
+    staff: Staff,
+    draft: Draft,
+    *,
+    checks: Checks,
+    origin: str,
+    status_code: int = 200,
+    note: str = "",
+    patient: str = "",
+    notice: str | None = None,
+) -> Response:
+    return render(
+        request,
+        "template_edit.html",
+        {
+            "draft": draft,
+            "checks": checks,
+            "origin": origin,
+            "note": note,
+            "patient": patient,
+            "notice": notice,
+            "has_phone": bool(staff.user.phone),
+        },
+        staff=staff,
+        status_code=status_code,
+    )
 
 
 NOTICES = {
@@ -214,8 +277,13 @@ NOTICES = {
 
 @router.get("/templates/{name}/{channel}/{language}")
 def template_edit(
-    request: Request, name: str, channel: str, language: str, done: str = "",
-    staff: Staff = Depends(signed_in), db: Session = Depends(get_db),
+    request: Request,
+    name: str,
+    channel: str,
+    language: str,
+    done: str = "",
+    staff: Staff = Depends(signed_in),
+    db: Session = Depends(get_db),
 ) -> Response:
     name, channel, language = _key(name, channel, language)
     settings = settings_of(request)
@@ -223,18 +291,42 @@ def template_edit(
         source = resolve_template(db, settings, name=name, channel=channel, language=language)
     except TemplateError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
-    draft = Draft(name=name, channel=channel, language=language, body=source.body,
-                  subject=source.subject, html=source.html)
-    origin = source.label if source.language == language else f"no {language} version yet: showing {source.language} ({source.label})"
-    return _editor(request, db, staff, draft, checks=check_draft(db, settings, draft), origin=origin,
-                   notice=NOTICES.get(done))
+    draft = Draft(
+        name=name,
+        channel=channel,
+        language=language,
+        body=source.body,
+        subject=source.subject,
+        html=source.html,
+    )
+    origin = (
+        source.label
+        if source.language == language
+        else f"no {language} version yet: showing {source.language} ({source.label})"
+    )
+    return _editor(
+        request,
+        db,
+        staff,
+        draft,
+        checks=check_draft(db, settings, draft),
+        origin=origin,
+        notice=NOTICES.get(done),
+    )
 
 
 @router.post("/templates/{name}/{channel}/{language}/preview")
 def template_preview(
-    request: Request, name: str, channel: str, language: str,
-    subject: str = Form(""), body: str = Form(""), html: str = Form(""), patient: str = Form(""),
-    staff: Staff = Depends(posted), db: Session = Depends(get_db),
+    request: Request,
+    name: str,
+    channel: str,
+    language: str,
+    subject: str = Form(""),
+    body: str = Form(""),
+    html: str = Form(""),
+    patient: str = Form(""),
+    staff: Staff = Depends(posted),
+    db: Session = Depends(get_db),
 ) -> Response:
     """The preview and checks as HTML fragments the page swaps in (by element id)."""
     name, channel, language = _key(name, channel, language)
@@ -245,10 +337,17 @@ def template_preview(
 
 @router.post("/templates/{name}/{channel}/{language}")
 def template_save(
-    request: Request, name: str, channel: str, language: str,
-    subject: str = Form(""), body: str = Form(""), html: str = Form(""), note: str = Form(""),
+    request: Request,
+    name: str,
+    channel: str,
+    language: str,
+    subject: str = Form(""),
+    body: str = Form(""),
+    html: str = Form(""),
+    note: str = Form(""),
     patient: str = Form(""),
-    staff: Staff = Depends(admin_posted), db: Session = Depends(get_db),
+    staff: Staff = Depends(admin_posted),
+    db: Session = Depends(get_db),
 ) -> Response:
     name, channel, language = _key(name, channel, language)
     settings = settings_of(request)
@@ -256,9 +355,18 @@ def template_save(
     checks = check_draft(db, settings, draft, patient)
     if checks.ok:
         try:
-            row = save_version(db, settings, name=name, channel=channel, language=language,
-                               subject=draft.subject, body=draft.body, html=draft.html,
-                               actor=staff.user.email, note=note.strip()[:500] or None)
+            row = save_version(
+                db,
+                settings,
+                name=name,
+                channel=channel,
+                language=language,
+                subject=draft.subject,
+                body=draft.body,
+                html=draft.html,
+                actor=staff.user.email,
+                note=note.strip()[:500] or None,
+            )
             db.commit()
         except TemplateError as exc:
             db.rollback()
@@ -266,24 +374,45 @@ def template_save(
         except IntegrityError:
             db.rollback()
             checks.errors.setdefault("general", []).append(
-                "someone else saved this template at the same moment: reload and try again")
+                "someone else saved this template at the same moment: reload and try again"
+            )
         else:
-            event(log, "template saved", template=f"{name}/{channel}/{language}", version=row.version,
-                  user=staff.user.id)
+            event(
+                log,
+                "template saved",
+                template=f"{name}/{channel}/{language}",
+                version=row.version,
+                user=staff.user.id,
+            )
             return see_other(f"{draft.base_url}?done=saved")
-    return _editor(request, db, staff, draft, checks=checks, origin="unchanged (this draft was not saved)", status_code=422,
-                   note=note, patient=patient)
+    return _editor(
+        request,
+        db,
+        staff,
+        draft,
+        checks=checks,
+        origin="unchanged (this draft was not saved)",
+        status_code=422,
+        note=note,
+        patient=patient,
+    )
 
 
 @router.get("/templates/{name}/{channel}/{language}/history")
 def template_history_page(
-    request: Request, name: str, channel: str, language: str,
-    staff: Staff = Depends(signed_in), db: Session = Depends(get_db),
+    request: Request,
+    name: str,
+    channel: str,
+    language: str,
+    staff: Staff = Depends(signed_in),
+    db: Session = Depends(get_db),
 ) -> Response:
     name, channel, language = _key(name, channel, language)
     versions = template_history(db, name=name, channel=channel, language=language)
     draft = Draft(name=name, channel=channel, language=language, body="")
-    return render(request, "template_history.html", {"draft": draft, "versions": versions}, staff=staff)
+    return render(
+        request, "template_history.html", {"draft": draft, "versions": versions}, staff=staff
+    )
 
 
 def _version_text(db: Session, settings: Settings, key: tuple[str, str, str], version: int) -> str:
@@ -295,9 +424,14 @@ def _version_text(db: Session, settings: Settings, key: tuple[str, str, str], ve
             return ""
         subject, body, html = source.subject, source.body, source.html
     else:
-        row = db.scalar(select(TemplateVersion).where(
-            TemplateVersion.name == name, TemplateVersion.channel == channel,
-            TemplateVersion.language == language, TemplateVersion.version == version))
+        row = db.scalar(
+            select(TemplateVersion).where(
+                TemplateVersion.name == name,
+                TemplateVersion.channel == channel,
+                TemplateVersion.language == language,
+                TemplateVersion.version == version,
+            )
+        )
         if row is None:
             raise HTTPException(status_code=404, detail=f"no version {version}")
         subject, body, html = row.subject, row.body, row.html
@@ -313,7 +447,9 @@ def _version_text(db: Session, settings: Settings, key: tuple[str, str, str], ve
 def diff_lines(old: str, new: str, old_label: str, new_label: str) -> list[tuple[str, str]]:
     """A unified diff as (css class, line) pairs."""
     out = []
-    for line in difflib.unified_diff(old.splitlines(), new.splitlines(), old_label, new_label, lineterm=""):
+    for line in difflib.unified_diff(
+        old.splitlines(), new.splitlines(), old_label, new_label, lineterm=""
+    ):
         if line.startswith(("+++", "---")):
             kind = "head"
         elif line.startswith("@@"):
@@ -330,27 +466,51 @@ def diff_lines(old: str, new: str, old_label: str, new_label: str) -> list[tuple
 
 @router.get("/templates/{name}/{channel}/{language}/diff")
 def template_diff(
-    request: Request, name: str, channel: str, language: str, a: int, b: int,
-    staff: Staff = Depends(signed_in), db: Session = Depends(get_db),
+    request: Request,
+    name: str,
+    channel: str,
+    language: str,
+    a: int,
+    b: int,
+    staff: Staff = Depends(signed_in),
+    db: Session = Depends(get_db),
 ) -> Response:
     key = _key(name, channel, language)
     settings = settings_of(request)
     label = {0: "shipped file"}
-    lines = diff_lines(_version_text(db, settings, key, a), _version_text(db, settings, key, b),
-                       label.get(a, f"version {a}"), label.get(b, f"version {b}"))
+    lines = diff_lines(
+        _version_text(db, settings, key, a),
+        _version_text(db, settings, key, b),
+        label.get(a, f"version {a}"),
+        label.get(b, f"version {b}"),
+    )
     draft = Draft(name=key[0], channel=key[1], language=key[2], body="")
-    return render(request, "template_diff.html", {"draft": draft, "lines": lines, "a": a, "b": b}, staff=staff)
+    return render(
+        request, "template_diff.html", {"draft": draft, "lines": lines, "a": a, "b": b}, staff=staff
+    )
 
 
 @router.post("/templates/{name}/{channel}/{language}/revert")
 def template_revert(
-    request: Request, name: str, channel: str, language: str, version: int = Form(...),
-    staff: Staff = Depends(admin_posted), db: Session = Depends(get_db),
+    request: Request,
+    name: str,
+    channel: str,
+    language: str,
+    version: int = Form(...),
+    staff: Staff = Depends(admin_posted),
+    db: Session = Depends(get_db),
 ) -> Response:
     name, channel, language = _key(name, channel, language)
     try:
-        revert_to(db, settings_of(request), name=name, channel=channel, language=language,
-                  version=version, actor=staff.user.email)
+        revert_to(
+            db,
+            settings_of(request),
+            name=name,
+            channel=channel,
+            language=language,
+            version=version,
+            actor=staff.user.email,
+        )
         db.commit()
     except TemplateError as exc:
         db.rollback()
@@ -360,23 +520,36 @@ def template_revert(
 
 @router.post("/templates/{name}/{channel}/{language}/test")
 def template_test(
-    request: Request, name: str, channel: str, language: str,
-    staff: Staff = Depends(posted), db: Session = Depends(get_db),
+    request: Request,
+    name: str,
+    channel: str,
+    language: str,
+    staff: Staff = Depends(posted),
+    db: Session = Depends(get_db),
 ) -> Response:
     """Queue the live version to the staff member's own phone or email (kind "reply":
     explicit recipient, no consent or quiet-hours gate); the worker's next pass sends it."""
     name, channel, language = _key(name, channel, language)
     address = staff.user.phone if channel == "sms" else staff.user.email
     if not address:
-        raise HTTPException(status_code=400, detail="your account has no phone number: ask an admin "
-                            "to run `reminders staff add EMAIL --phone ...` again")
+        raise HTTPException(
+            status_code=400,
+            detail="your account has no phone number: ask an admin "
+            "to run `reminders staff add EMAIL --phone ...` again",
+        )
     now = utcnow()
     db.add(Message(
         dedupe_key=f"test:{name}:{channel}:{language}:{uuid.uuid4().hex}", patient_id=None, rule=f"test:{name}",
         kind="reply", channel=channel, template=name, due_at=now, status="planned", to_address=address,
         language=language, data={"test_by": staff.user.id}, created_at=now, updated_at=now,
     ))  # fmt: skip
-    db.add(AuditLog(actor=staff.user.email, action="template.test", entity="template",
-                    entity_id=f"{name}/{channel}/{language}"))
+    db.add(
+        AuditLog(
+            actor=staff.user.email,
+            action="template.test",
+            entity="template",
+            entity_id=f"{name}/{channel}/{language}",
+        )
+    )
     db.commit()
     return see_other(f"/staff/templates/{name}/{channel}/{language}?done=queued")
