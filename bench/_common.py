@@ -236,7 +236,7 @@ def seed_policy_fingerprint(engine: Engine, policy: Any) -> None:
     """Record the policy as already applied, so the planner leaves hand-made outboxes alone."""
     with engine.begin() as conn:
         conn.execute(
-            insert(WorkerState.__table__),
+            insert(WorkerState),
             [
                 {
                     "key": "policy_fingerprint",

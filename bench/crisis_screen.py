@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TypedDict
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -27,8 +28,19 @@ def load_labelled(path: Path) -> list[dict[str, object]]:
     ]
 
 
-def evaluate(screen: CrisisScreen, rows: list[dict[str, object]]) -> dict[str, object]:
-    misses, false_alarms = [], []
+class Evaluation(TypedDict):
+    messages: int
+    crisis: int
+    not_crisis: int
+    recall: float
+    false_alarm_rate: float
+    misses: list[dict[str, object]]
+    false_alarms: list[dict[str, object]]
+
+
+def evaluate(screen: CrisisScreen, rows: list[dict[str, object]]) -> Evaluation:
+    misses: list[dict[str, object]] = []
+    false_alarms: list[dict[str, object]] = []
     for row in rows:
         hit = screen.screen(str(row["text"]))
         if row["crisis"] and hit is None:
@@ -64,16 +76,16 @@ def main() -> int:
     print(
         f"labelled messages: {result['messages']} ({result['crisis']} crisis, {result['not_crisis']} not)"
     )
-    print(f"recall (crisis flagged): {result['recall']:.1%}  misses: {len(result['misses'])}")  # type: ignore[arg-type]
+    print(f"recall (crisis flagged): {result['recall']:.1%}  misses: {len(result['misses'])}")
     print(
         f"false-alarm rate: {result['false_alarm_rate']:.1%}  "
-        f"({len(result['false_alarms'])} of {result['not_crisis']})"  # type: ignore[arg-type]
+        f"({len(result['false_alarms'])} of {result['not_crisis']})"
     )
     print(f"screening time: {elapsed / len(rows) * 1000:.2f} ms per message")
     if args.verbose:
-        for row in result["misses"]:  # type: ignore[attr-defined]
+        for row in result["misses"]:
             print(f"MISS  [{row['lang']}] {row['text']}")
-        for row in result["false_alarms"]:  # type: ignore[attr-defined]
+        for row in result["false_alarms"]:
             print(f"FALSE [{row['lang']}] {row['text']}  <- {row['phrase']}")
     return 0 if result["recall"] == 1.0 else 1
 

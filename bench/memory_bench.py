@@ -143,8 +143,8 @@ def run_child(step: str, db_path: Path, dryrun_dir: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _, _, step, db_path, dryrun_dir = sys.argv
-        return child_main(step, db_path, dryrun_dir)
+        _, _, child_step, child_db_path, child_dryrun_dir = sys.argv
+        return child_main(child_step, child_db_path, child_dryrun_dir)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -111,6 +111,7 @@ def bench_backend(
             )
         ).all()
         total = db.scalar(select(func.count()).select_from(Message))
+    assert total is not None  # COUNT(*) always returns a row
     figures["outbox_rows"] = total
     figures["outbox_by_kind_channel"] = {f"{k}/{c}": n for k, c, n in rows}
     figures["outbox_rows_per_s"] = round(total / first, 0) if first else None

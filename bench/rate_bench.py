@@ -130,8 +130,8 @@ def prepare(work: Path, name: str, sms: int, email: int, url: str | None = None)
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        _, _, db_url, directory, start_at, name = sys.argv
-        return worker_main(db_url, directory, float(start_at), name)
+        _, _, worker_url, worker_dir, worker_start, worker_name = sys.argv
+        return worker_main(worker_url, worker_dir, float(worker_start), worker_name)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -39,7 +39,7 @@ def _fmt(value: Any) -> str:
     return json.dumps(text) if (" " in text or not text) else text
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler[Any]):
     """Writes to whatever ``sys.stderr`` is now (it may be swapped, e.g. by a test runner)."""
 
     @property

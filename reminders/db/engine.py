@@ -79,8 +79,10 @@ def among(db: Session, column: Any, values: Sequence[str]) -> ColumnElement[bool
     """``column IN (...)``; on PostgreSQL ``= ANY(array)``: one parameter, so psycopg's
     prepared (generic) plan still uses the index instead of a scan per chunk."""
     if db.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam("among_values", list(values), type_=ARRAY(String)))
-    return column.in_(list(values))
+        matches = column == any_(bindparam("among_values", list(values), type_=ARRAY(String)))
+    else:
+        matches = column.in_(list(values))
+    return cast("ColumnElement[bool]", matches)  # ``column`` is any mapped column: Any
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import yaml
 from pydantic import (
@@ -221,7 +221,7 @@ class Policy(BaseModel):
         return next((r for r in self.rules if r.name == name), None)
 
     def quiet(self, channel: str) -> QuietHours | None:
-        return self.quiet_hours.get(channel)  # type: ignore[call-overload]
+        return self.quiet_hours.get(cast(Channel, channel))
 
     @property
     def nudge_rules(self) -> list[Rule]:

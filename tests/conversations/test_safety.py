@@ -25,7 +25,9 @@ def test_crisis_at_3am_from_opted_out_patient_alerts_and_replies(clinic: Runtime
         db.add(
             OptOut(channel="email", address="ana@example.com", active=True, source="unsubscribe")
         )
-        db.get(Patient, "p1").sms_consent = False  # type: ignore[union-attr]
+        patient = db.get(Patient, "p1")
+        assert patient is not None
+        patient.sms_consent = False
         db.commit()
     result = receive(
         rt.session_factory,
@@ -47,6 +49,7 @@ def test_crisis_at_3am_from_opted_out_patient_alerts_and_replies(clinic: Runtime
         # Due at once (3 a.m.), waiting for the dispatcher, which records their delivery status.
         assert message.status == "planned" and message.due_at == three_am
     assert {a.to_address for a in alerts} == {"+14105550900", "+14105550901", "oncall@example.com"}
+    assert replies[0].data is not None
     assert replies[0].to_address == P1 and CRISIS_EN in replies[0].data["text"]
     assert task.urgent and task.kind == "crisis" and task.acknowledged_at is None
 
@@ -71,7 +74,8 @@ def test_unacknowledged_urgent_task_is_realerted(clinic: Runtime, now: datetime)
         alerts = list(
             db.scalars(select(Message).where(Message.kind == "alert").order_by(Message.id))
         )
-        assert len(alerts) == 6 and alerts[-1].data["alert_number"] == 2
+        assert len(alerts) == 6 and alerts[-1].data is not None
+        assert alerts[-1].data["alert_number"] == 2
         task = db.scalars(select(StaffTask)).one()
         assert task.alert_count == 2
         # Running the same pass again (another worker, a retry) does not alert twice.

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -27,6 +30,12 @@ from tests.conversations.helpers import FAMILY, P1, P2, TOKEN, post_sms, sent_me
 def _replies(rt: Runtime) -> list[Message]:
     with rt.session_factory() as db:
         return list(db.scalars(select(Message).where(Message.kind == "reply").order_by(Message.id)))
+
+
+def _data(message: Message) -> dict[str, Any]:
+    """A planned message's template data (always set for replies and alerts)."""
+    assert message.data is not None
+    return message.data
 
 
 def _tasks(rt: Runtime, kind: str | None = None) -> list[StaffTask]:
@@ -54,7 +63,7 @@ def test_stop_records_opt_out_and_start_resumes(client: TestClient, clinic: Runt
     assert len(replies) == 1
     assert replies[0].rule == "reply:opt_out" and replies[0].to_address == P1
     assert replies[0].status == "planned" and replies[0].template == "reply_text"
-    assert "START" in replies[0].data["text"]
+    assert "START" in _data(replies[0])["text"]
 
     # A second STOP changes nothing and sends no second confirmation.
     post_sms(client, "stop.", sid="SM-stop-2")
@@ -85,7 +94,7 @@ def test_every_twilio_opt_out_keyword(client: TestClient, clinic: Runtime) -> No
 def test_help_names_clinic_phone_frequency_and_stop(client: TestClient, clinic: Runtime) -> None:
     post_sms(client, "help", sid="SM-help")
     post_sms(client, "AYUDA", sender=P2, sid="SM-ayuda")
-    en, es = (r.data["text"] for r in _replies(clinic))
+    en, es = (_data(r)["text"] for r in _replies(clinic))
     for text in (en, es):
         assert "Lakeside Clinic" in text and "+14105550100" in text
         assert "4 mensajes por visita" in text or "4 messages per visit" in text
@@ -108,7 +117,7 @@ def test_c_confirms_the_next_open_session(client: TestClient, clinic: Runtime) -
     assert statuses["s2-next"] == ("scheduled", False)
     assert audit.entity_id == "s1-next" and audit.actor == "patient:p1"
     (reply,) = _replies(clinic)
-    assert reply.rule == "reply:confirm" and "confirmed" in reply.data["text"]
+    assert reply.rule == "reply:confirm" and "confirmed" in _data(reply)["text"]
 
 
 def test_r_creates_a_reschedule_task(client: TestClient, clinic: Runtime) -> None:
@@ -121,7 +130,7 @@ def test_r_creates_a_reschedule_task(client: TestClient, clinic: Runtime) -> Non
         False,
     )
     (reply,) = _replies(clinic)
-    assert reply.language == "es" and "Gracias" in reply.data["text"]
+    assert reply.language == "es" and "Gracias" in _data(reply)["text"]
 
 
 def test_checkin_answer_stored_against_the_right_checkin(
@@ -192,7 +201,8 @@ def test_low_score_and_big_drop_alert_on_call(
         alerts = list(db.scalars(select(Message).where(Message.kind == "alert")))
     assert len(alerts) == 3
     assert (
-        _replies(clinic)[-1].rule == "reply:checkin" and "988" in _replies(clinic)[-1].data["text"]
+        _replies(clinic)[-1].rule == "reply:checkin"
+        and "988" in _data(_replies(clinic)[-1])["text"]
     )
 
 
@@ -252,8 +262,8 @@ def test_bad_or_missing_signature_refused_and_nothing_stored(
 
 
 def test_signature_checked_against_public_url_not_host(
-    db_url: str, tmp_path, now: datetime
-) -> None:  # type: ignore[no-untyped-def]
+    db_url: str, tmp_path: Path, now: datetime
+) -> None:
     settings = make_test_settings(
         db_url, tmp_path, twilio_auth_token=TOKEN, public_url="https://clinic.example.com/"
     )
@@ -282,7 +292,7 @@ def test_signature_checked_against_public_url_not_host(
         rt.close()
 
 
-def test_no_auth_token_refuses_everything(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_no_auth_token_refuses_everything(db_url: str, tmp_path: Path) -> None:
     rt = Runtime(make_test_settings(db_url, tmp_path))
     try:
         with TestClient(create_app(rt)) as client:
@@ -317,18 +327,18 @@ def test_crisis_alerts_on_call_and_replies(client: TestClient, clinic: Runtime) 
             and alert.template == "staff_alert"
             and alert.rule == "alert:crisis"
         )
-        assert set(alert.data) >= {"summary", "kind", "patient_id", "link"}
-        assert alert.data["link"].endswith(f"/staff/tasks/{task.id}")
-        assert "k1ll" not in alert.data["summary"]  # no message text to personal phones
+        assert set(_data(alert)) >= {"summary", "kind", "patient_id", "link"}
+        assert _data(alert)["link"].endswith(f"/staff/tasks/{task.id}")
+        assert "k1ll" not in _data(alert)["summary"]  # no message text to personal phones
     (reply,) = _replies(clinic)
-    assert CRISIS_EN in reply.data["text"] and "+14105550100" in reply.data["text"]
+    assert CRISIS_EN in _data(reply)["text"] and "+14105550100" in _data(reply)["text"]
 
 
 def test_spanish_crisis_reply(client: TestClient, clinic: Runtime) -> None:
     post_sms(client, "ya no aguanto, me quiero morir", sender=P2, sid="SM-crisis-es")
     (reply,) = _replies(clinic)
-    assert reply.language == "es" and CRISIS_ES in reply.data["text"]
-    assert "988" in reply.data["text"] and "911" in reply.data["text"]
+    assert reply.language == "es" and CRISIS_ES in _data(reply)["text"]
+    assert "988" in _data(reply)["text"] and "911" in _data(reply)["text"]
 
 
 def test_crisis_wins_over_keywords_and_scores(
@@ -362,15 +372,20 @@ def test_family_phone_matches_the_recipient_of_the_latest_message(
     post_sms(client, "C", sender=FAMILY, sid="SM-family")
     (inbound,) = _inbound(clinic)
     assert inbound.patient_id == "p4"
+    assert inbound.match_note is not None
     assert "shared number: 2 patients" in inbound.match_note and "p4" in inbound.match_note
     with clinic.session_factory() as db:
-        assert db.get(TreatmentSession, "s4-next").status == "confirmed"
-        assert db.get(TreatmentSession, "s3-next").status == "scheduled"
+        s4_next = db.get(TreatmentSession, "s4-next")
+        s3_next = db.get(TreatmentSession, "s3-next")
+        assert s4_next is not None and s3_next is not None
+        assert s4_next.status == "confirmed"
+        assert s3_next.status == "scheduled"
 
 
 def test_family_phone_without_messages_goes_to_staff(client: TestClient, clinic: Runtime) -> None:
     post_sms(client, "C", sender=FAMILY, sid="SM-family-2")
     (inbound,) = _inbound(clinic)
+    assert inbound.match_note is not None
     assert inbound.patient_id is None and "no message sent" in inbound.match_note
     assert _tasks(clinic)[0].kind == "unknown_sender"
 
@@ -381,11 +396,11 @@ def test_national_number_format_is_normalised(client: TestClient, clinic: Runtim
 
 
 def test_processing_error_keeps_row_and_answers_200(
-    client: TestClient, clinic: Runtime, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    client: TestClient, clinic: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from reminders.conversations import inbound as handle
 
-    def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def boom(*args: object, **kwargs: object) -> NoReturn:
         raise RuntimeError("simulated failure")
 
     monkeypatch.setattr(handle, "_confirm", boom)
@@ -394,6 +409,8 @@ def test_processing_error_keeps_row_and_answers_200(
     (inbound,) = _inbound(clinic)
     assert inbound.error and "simulated failure" in inbound.error and inbound.processed_at is None
     with clinic.session_factory() as db:
-        assert db.get(TreatmentSession, "s1-next").status == "scheduled"  # rolled back
+        s1_next = db.get(TreatmentSession, "s1-next")
+        assert s1_next is not None
+        assert s1_next.status == "scheduled"  # rolled back
     (task,) = _tasks(clinic)
     assert task.inbound_id == inbound.id and not task.urgent

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.clinic.sync import (
     SourceError,
+    SyncReport,
     describe_source,
     dispose_source_engines,
     source_engine,
@@ -102,7 +103,7 @@ def _settings(db_url: str, tmp_path: Path, source_url: str, **overrides: object)
     return make_test_settings(db_url, tmp_path, **values)
 
 
-def _sync(factory: sessionmaker[Session], settings: Settings):  # type: ignore[no-untyped-def]
+def _sync(factory: sessionmaker[Session], settings: Settings) -> SyncReport | None:
     with session_scope(factory) as db:
         return sync_clinic_source(db, settings)
 
@@ -197,7 +198,9 @@ def test_sync_maps_validates_and_picks_up_changes(
     assert (third.counts["sessions"].updated, third.counts["sessions"].inserted) == (1, 1)
     assert _dirty(session_factory) == {"C1"}
     with session_scope(session_factory) as db:
-        assert db.get(TreatmentSession, "A1").starts_at == datetime(2026, 12, 1, 16, tzinfo=UTC)  # type: ignore[union-attr]
+        a1 = db.get(TreatmentSession, "A1")
+        assert a1 is not None
+        assert a1.starts_at == datetime(2026, 12, 1, 16, tzinfo=UTC)
 
     # A changed patient row marks that patient only.
     _settle(session_factory)

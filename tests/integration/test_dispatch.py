@@ -204,7 +204,9 @@ def test_expired_lease_is_reclaimed_but_sending_in_doubt_is_not_resent(clinic: R
     assert report.sent == 5 and len(provider.sent) == 2
     assert in_doubt not in {m.message_id for m in provider.sent}
     with clinic.session_factory() as db:
-        assert db.get(Message, in_doubt).status == "sending"  # type: ignore[union-attr]
+        message = db.get(Message, in_doubt)
+        assert message is not None
+        assert message.status == "sending"
     d.close()
 
 

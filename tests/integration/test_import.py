@@ -6,6 +6,7 @@ import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,11 +22,19 @@ from reminders.db.models import AuditLog, Location, Patient, TreatmentSession
 from reminders.settings import Settings
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "clinic"
+RowT = TypeVar("RowT")
 
 
 def _import(factory: sessionmaker[Session], settings: Settings, path: Path) -> ImportReport:
     with session_scope(factory) as db:
         return import_path(db, settings, path)
+
+
+def _get(db: Session, model: type[RowT], key: str) -> RowT:
+    """The row with primary key ``key``, which the test expects to exist."""
+    row = db.get(model, key)
+    assert row is not None, f"{model.__name__} {key!r} missing"
+    return row
 
 
 def _settle(factory: sessionmaker[Session]) -> None:
@@ -39,7 +48,7 @@ def _dirty(factory: sessionmaker[Session]) -> set[str]:
         return set(db.scalars(select(Patient.id).where(Patient.needs_plan.is_(True))))
 
 
-def _snapshot(factory: sessionmaker[Session]) -> dict[str, list[tuple]]:
+def _snapshot(factory: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]]:
     with session_scope(factory) as db:
         return {
             "locations": [
@@ -129,15 +138,17 @@ def test_changed_session_marks_exactly_its_patient(
     changed = tmp_path / "changed.json"
     changed.write_text(json.dumps(data))
     with session_scope(session_factory) as db:
-        seq_before = db.get(Patient, "p2").change_seq  # type: ignore[union-attr]
-        s1_before = db.get(TreatmentSession, "s1").updated_at  # type: ignore[union-attr]
+        seq_before = _get(db, Patient, "p2").change_seq
+        s1_before = _get(db, TreatmentSession, "s1").updated_at
     report = _import(session_factory, settings, changed)
     assert report.counts["sessions"].updated == 1 and report.counts["sessions"].unchanged == 3
     assert _dirty(session_factory) == {"p2"}
     with session_scope(session_factory) as db:
-        assert db.get(Patient, "p2").change_seq == seq_before + 1  # type: ignore[union-attr]
-        assert db.get(TreatmentSession, "s3").starts_at == datetime(2026, 12, 2, 18, 30, tzinfo=UTC)  # type: ignore[union-attr]
-        assert db.get(TreatmentSession, "s1").updated_at == s1_before  # type: ignore[union-attr]
+        assert _get(db, Patient, "p2").change_seq == seq_before + 1
+        assert _get(db, TreatmentSession, "s3").starts_at == datetime(
+            2026, 12, 2, 18, 30, tzinfo=UTC
+        )
+        assert _get(db, TreatmentSession, "s1").updated_at == s1_before
 
 
 def test_changed_location_marks_its_patients(
@@ -258,7 +269,7 @@ def test_clinic_confirmation_and_patient_confirmation(
             .where(TreatmentSession.id == "s1")
             .values(status="confirmed", confirmed_at=confirmed_at)
         )
-        s2_confirmed = db.get(TreatmentSession, "s2").confirmed_at  # type: ignore[union-attr]
+        s2_confirmed = _get(db, TreatmentSession, "s2").confirmed_at
     _settle(session_factory)
     report = _import(
         session_factory, settings, DATA / "good.json"
@@ -267,7 +278,7 @@ def test_clinic_confirmation_and_patient_confirmation(
     with session_scope(session_factory) as db:
         s1 = db.get(TreatmentSession, "s1")
         assert s1 is not None and (s1.status, s1.confirmed_at) == ("confirmed", confirmed_at)
-        assert db.get(TreatmentSession, "s2").confirmed_at == s2_confirmed  # type: ignore[union-attr]
+        assert _get(db, TreatmentSession, "s2").confirmed_at == s2_confirmed
 
 
 def test_unreadable_input_raises(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -74,17 +76,17 @@ def test_a_change_during_planning_is_not_lost(
 
         original = planner._plan_batch
 
-        def racing(db_: Session, patients, *args, **kwargs):  # type: ignore[no-untyped-def]
-            original(db_, patients, *args, **kwargs)
+        def racing(db: Session, patients: Sequence[Any], *args: Any, **kwargs: Any) -> None:
+            original(db, patients, *args, **kwargs)
             with session_factory() as other:
                 mark_patients_dirty(other, ["p0"])
                 other.commit()
 
-        planner._plan_batch = racing  # type: ignore[assignment]
+        planner._plan_batch = racing
         try:
             db.commit()
             plan_pass(db, policy=policy, default_tz=settings.zone, now=NOW)
         finally:
-            planner._plan_batch = original  # type: ignore[assignment]
+            planner._plan_batch = original
     with session_factory() as db:
         assert db.scalar(select(Patient.needs_plan).where(Patient.id == "p0")) is True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import pytest
@@ -68,7 +68,8 @@ def patient(db: Session) -> Patient:
 
 
 def metric(hook: str, outcome: str) -> float:
-    return WEBHOOKS.labels(hook=hook, outcome=outcome)._value.get()
+    # prometheus_client leaves a counter's private value store untyped (Any).
+    return cast(float, WEBHOOKS.labels(hook=hook, outcome=outcome)._value.get())
 
 
 def twilio_post(

@@ -156,6 +156,7 @@ def test_acknowledge_with_note_is_audited(
 def test_policy_editor_validates_before_saving(
     admin_client: SignedIn, runtime: Runtime, factory: sessionmaker[Session]
 ) -> None:
+    assert runtime.settings.policy_file is not None  # staff_settings sets one
     path = Path(runtime.settings.policy_file)
     original = path.read_text(encoding="utf-8")
     bad = original.replace("when: -1d", "when: +1d", 1)

@@ -21,6 +21,7 @@ from reminders.db.models import (
     StaffUser,
     TemplateVersion,
 )
+from reminders.runtime import Runtime
 from reminders.web.staff import auth
 from tests.conftest import PRODUCTION_HASHER
 from tests.staff.conftest import PASSWORD, SignedIn, csrf_of, login, sign_in
@@ -93,7 +94,9 @@ def test_login_sets_a_hardened_cookie_and_logout_ends_it(
     assert app_client.get("/staff/inbox").status_code == 303
 
 
-def test_cookie_is_secure_when_public_url_is_https(runtime, make_user) -> None:  # type: ignore[no-untyped-def]
+def test_cookie_is_secure_when_public_url_is_https(
+    runtime: Runtime, make_user: Callable[..., str]
+) -> None:
     from reminders.web.app import create_app
 
     runtime.settings.public_url = "https://clinic.example"
@@ -309,10 +312,12 @@ def test_production_hashing_cost_and_a_weaker_hash_is_upgraded_at_login(
         assert auth.verify_password(stored, PASSWORD) and not auth.verify_password(stored, "wrong")
         with factory() as db:
             before = db.scalars(select(StaffUser)).one().password_hash
+        assert before is not None
         assert extract_parameters(before).memory_cost < params.memory_cost
         assert login(app_client, "a@clinic.test", PASSWORD).status_code == 303
         with factory() as db:
             after = db.scalars(select(StaffUser)).one().password_hash
+        assert after is not None
         assert extract_parameters(after) == params and auth.verify_password(after, PASSWORD)
     finally:
         auth.use_hasher(cheap)

@@ -15,6 +15,7 @@ from reminders.clinic.records import (
     LocationRecord,
     PatientRecord,
     SessionRecord,
+    Validated,
     normalise_phone,
     parse_starts_at,
     validate_location,
@@ -25,7 +26,7 @@ from reminders.clinic.records import (
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
-def _fields(outcome) -> set[str]:
+def _fields(outcome: Validated) -> set[str]:
     return {e.field for e in outcome.errors}
 
 
@@ -133,6 +134,7 @@ def test_missing_or_long_id_rejected() -> None:
 
 
 def test_non_object_row_rejected() -> None:
+    # A JSON row that is not an object: the wrong type on purpose.
     out = validate_session(["s1"], label="(row 2)")  # type: ignore[arg-type]
     assert not out.ok and out.errors[0].id == "(row 2)"
 

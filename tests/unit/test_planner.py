@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -13,13 +15,14 @@ from hypothesis import strategies as st
 
 from reminders.defaults import POLICY_FILE
 from reminders.planning.planner import (
+    PlannedMessage,
     SessionFacts,
     derive_series,
     plan_nudges,
     plan_patient,
     plan_session,
 )
-from reminders.planning.policy import load_policy
+from reminders.planning.policy import Policy, load_policy
 from reminders.planning.timecalc import quiet_period, recipient_zone
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,20 +32,29 @@ NY = ZoneInfo("America/New_York")
 
 
 def infusion(
-    sid: str, starts_at: datetime, status: str = "scheduled", **kw: object
+    sid: str,
+    starts_at: datetime,
+    status: str = "scheduled",
+    *,
+    kind: str = "infusion",
+    phase: str | None = None,
+    series_number: int | None = None,
+    location_id: str | None = None,
 ) -> SessionFacts:
     return SessionFacts(
         id=sid,
         patient_id="p1",
         starts_at=starts_at.astimezone(UTC),
         duration_minutes=60,
-        kind=kw.pop("kind", "infusion"),
+        kind=kind,
         status=status,
-        **kw,
-    )  # type: ignore[arg-type]
+        phase=phase,
+        series_number=series_number,
+        location_id=location_id,
+    )
 
 
-def by_rule(planned):  # type: ignore[no-untyped-def]
+def by_rule(planned: Iterable[PlannedMessage]) -> dict[tuple[str, str], PlannedMessage]:
     return {(p.rule, p.channel): p for p in planned}
 
 
@@ -190,27 +202,36 @@ def test_nudges_after_the_initial_series() -> None:
     assert all(n.kind == "nudge" and n.session_id is None for n in nudges)
 
 
+class NudgeArgs(TypedDict):
+    """The keyword arguments of ``plan_nudges`` other than ``sessions``."""
+
+    patient_id: str
+    initial_series_size: int
+    maintenance_interval_days: int
+    policy: Policy
+    tz: ZoneInfo
+    now: datetime
+
+
 def test_no_nudges_when_booked_or_series_incomplete() -> None:
     last = datetime(2026, 11, 2, 9, 0, tzinfo=NY)
     sessions = completed_series(6, last)
     booked = [*sessions, infusion("s9", last + timedelta(days=20))]
-    common = dict(
-        patient_id="p1",
-        initial_series_size=6,
-        maintenance_interval_days=28,
-        policy=POLICY,
-        tz=NY,
-        now=last + timedelta(days=1),
-    )
-    assert plan_nudges(sessions=booked, **common) == []  # type: ignore[arg-type]
-    assert plan_nudges(sessions=completed_series(5, last), **common) == []  # type: ignore[arg-type]
+    common: NudgeArgs = {
+        "patient_id": "p1",
+        "initial_series_size": 6,
+        "maintenance_interval_days": 28,
+        "policy": POLICY,
+        "tz": NY,
+        "now": last + timedelta(days=1),
+    }
+    assert plan_nudges(sessions=booked, **common) == []
+    assert plan_nudges(sessions=completed_series(5, last), **common) == []
     # A new completed session starts a new cycle with new keys.
     later = [*sessions, infusion("s9", last + timedelta(days=30), "completed")]
-    first = {n.dedupe_key for n in plan_nudges(sessions=sessions, **common)}  # type: ignore[arg-type]
-    second = {
-        n.dedupe_key
-        for n in plan_nudges(sessions=later, **{**common, "now": last + timedelta(days=31)})
-    }  # type: ignore[arg-type]
+    first = {n.dedupe_key for n in plan_nudges(sessions=sessions, **common)}
+    later_args: NudgeArgs = {**common, "now": last + timedelta(days=31)}
+    second = {n.dedupe_key for n in plan_nudges(sessions=later, **later_args)}
     assert first and second and not first & second
 
 

@@ -177,7 +177,7 @@ def test_shipped_policy_loads() -> None:
         ),
     ],
 )
-def test_policy_errors_name_the_rule_and_field(rule: dict, expected: str) -> None:
+def test_policy_errors_name_the_rule_and_field(rule: dict[str, object], expected: str) -> None:
     with pytest.raises(PolicyError) as err:
         parse_policy({"rules": [rule]})
     assert expected in str(err.value)

@@ -26,7 +26,9 @@ def test_policy_file_is_reloaded_when_it_changes(tmp_path: Path) -> None:
     os.utime(path, (1, 1))  # a different stamp even within the same second
     changed = rt.policy
     assert changed.fingerprint() != first.fingerprint()
-    assert str(changed.rule("infusion-ride-sms").when) == "-3h"  # type: ignore[union-attr]
+    ride = changed.rule("infusion-ride-sms")
+    assert ride is not None
+    assert str(ride.when) == "-3h"
     path.write_text("rules: [{name: broken}]\n")
     os.utime(path, (2, 2))
     assert rt.policy is changed  # the last good policy stays in force

@@ -41,7 +41,7 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 MAX_VALIDITY_SECONDS = 36000
 
 
-class BaseUrlHttpClient(TwilioHttpClient):
+class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
     """The SDK's HTTP client, sending to ``base_url`` instead of api.twilio.com.
 
     It also keeps the last response per thread, because ``TwilioRestException`` drops

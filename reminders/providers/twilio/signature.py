@@ -50,8 +50,10 @@ def request_signed(
         return False
     try:
         algorithm = get_signature_algorithm(headers.get(SIGNATURE_SETTINGS_HEADER))
-        return RequestValidator(token).validate(
-            signed_url(settings, path, query), params, signature, algorithm=algorithm
+        return bool(
+            RequestValidator(token).validate(
+                signed_url(settings, path, query), params, signature, algorithm=algorithm
+            )
         )
     except (TypeError, ValueError):
         return False

@@ -128,7 +128,8 @@ def lock_length(failed: int) -> timedelta:
     """No lock for the first ``FREE_ATTEMPTS`` failures, then 30 s doubling up to 15 min."""
     if failed < FREE_ATTEMPTS:
         return timedelta(0)
-    return min(FIRST_LOCK * 2 ** min(failed - FREE_ATTEMPTS, 16), MAX_LOCK)
+    doubled: timedelta = FIRST_LOCK * 2 ** min(failed - FREE_ATTEMPTS, 16)
+    return min(doubled, MAX_LOCK)
 
 
 def attempt_login(
