@@ -1,11 +1,14 @@
 # The two commands of the README:
 #   make demo   the daemon on SQLite with a demo clinic and dry-run providers
 #   make test   install what the tests need, then the whole suite on SQLite and a throwaway PostgreSQL
+# And for the edit loop:
+#   make check  lint, format, types and the unit tests (no PostgreSQL, Prism or browser)
+#   make lint   lint, format and types only
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test lint bench clean
+.PHONY: demo test check install install-dev install-test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +17,12 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
-install-test: $(BIN)/python
+# Python packages only: what lint and check need.
+install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+
+# And the outside programs the whole suite uses: Prism, PostgreSQL, Chromium.
+install-test: install-dev
 	bash .ci/prism.sh >/dev/null
 	bash .ci/postgres.sh
 	bash .ci/browser.sh
@@ -23,14 +30,23 @@ install-test: $(BIN)/python
 demo: install
 	$(BIN)/reminders demo
 
+# Tests run in parallel (pytest-xdist), one process per core up to 4; each process starts its
+# own PostgreSQL cluster and Prism servers. PYTEST_WORKERS=0 runs them in one process.
+PYTEST_WORKERS ?= auto
 # pytest exit status 5 (no tests collected) is a failure here, not a silent pass.
 test: install-test
-	REMINDERS_TEST_REQUIRE_PG=1 REMINDERS_TEST_REQUIRE_PRISM=1 REMINDERS_TEST_REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	REMINDERS_TEST_REQUIRE_PG=1 REMINDERS_TEST_REQUIRE_PRISM=1 REMINDERS_TEST_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 $(PYTEST_ARGS); \
 	status=$$?; if [ $$status -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$status
 
-lint: install-test
+lint: install-dev
 	$(BIN)/ruff check reminders tests bench
-	$(BIN)/mypy reminders
+	$(BIN)/ruff format --check reminders tests bench
+	$(BIN)/mypy
+	$(BIN)/pre-commit validate-config
+
+check: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit; \
+	status=$$?; if [ $$status -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$status
 
 bench: install-test
 	$(BIN)/python bench/run_all.py
