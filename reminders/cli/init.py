@@ -67,12 +67,18 @@ def _cmd_init(args: argparse.Namespace, rt: Runtime) -> int:
             f"not overwriting {', '.join(clashes[:3])}{' ...' if len(clashes) > 3 else ''} "
             "(nothing was written; --force overwrites)"
         )
-    for rel in planned[:-1]:
-        (target / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(defaults.DEFAULTS_DIR / rel, target / rel)
     env_path = target / env_name
-    env_path.write_text(env_text(new_secret=env_name == ".env"), encoding="utf-8")
-    os.chmod(env_path, 0o600)  # it holds the secret key, and later the provider credentials
+    try:
+        for rel in planned[:-1]:
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(defaults.DEFAULTS_DIR / rel, target / rel)
+        # Created private: it holds the secret key, and later the provider credentials.
+        fd = os.open(env_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(env_text(new_secret=env_name == ".env"))
+        os.chmod(env_path, 0o600)  # also when --force rewrote an existing, wider file
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename or target}: {exc.strerror}") from None
     print(
         f"wrote {target / 'policy.yaml'}, {target / 'templates'}/ ({len(templates)} templates), {env_path}"
     )

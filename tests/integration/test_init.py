@@ -134,3 +134,13 @@ def test_init_into_a_file_is_refused(empty: Path, capsys: pytest.CaptureFixture[
     (empty / "afile").write_text("x")
     assert main(["init", "afile"]) == 2
     assert "afile is not a folder" in capsys.readouterr().err
+
+
+def test_a_place_it_cannot_write_is_one_clear_line(
+    empty: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (empty / "templates").write_text("a file where the folder should go")
+    assert main(["init"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reminders: error: cannot write ") and "templates" in err
+    assert err.count("\n") == 1
