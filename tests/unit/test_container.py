@@ -1,13 +1,16 @@
 """The container files, read as a reviewer would (no Docker engine runs here): the image is
 built from the wheel and runs as a non-root user with a health check; compose keeps its
-PostgreSQL + migrate + worker shape and passes only settings that exist."""
+PostgreSQL + migrate + worker shape, validates against the Compose specification's schema
+(what `docker compose config` checks), and passes only settings that exist."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import yaml
+from jsonschema import Draft201909Validator
 
 from reminders.settings import PREFIX, Settings
 
@@ -59,3 +62,13 @@ def test_compose_keeps_postgres_migrate_and_worker() -> None:
     assert services["worker"]["environment"]["REMINDERS_DATABASE_URL"].startswith(
         "postgresql+psycopg://"
     )
+
+
+def test_compose_file_validates_against_the_compose_specification() -> None:
+    schema = json.loads((ROOT / "tests" / "specs" / "compose_spec.json").read_text())
+    validator = Draft201909Validator(schema)
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(compose)]
+    assert not problems, problems
+    compose["services"]["worker"]["restart_policy"] = "always"  # a misplaced key is caught
+    assert not validator.is_valid(compose)
