@@ -12,14 +12,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import sysconfig
+import time
 import venv
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,10 +103,15 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     yield env / "bin"
 
 
-def run(bin_dir: Path, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def clean_env(folder: Path) -> dict[str, str]:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("REMINDERS_")}
     environ["REMINDERS_DATABASE_URL"] = f"sqlite:///{folder / 'reminders.db'}"
     environ.pop("PYTHONPATH", None)
+    return environ
+
+
+def run(bin_dir: Path, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    environ = clean_env(folder)
     return subprocess.run(
         [str(bin_dir / "reminders"), *args],
         cwd=folder,
@@ -174,3 +183,41 @@ def test_the_installed_wheel_inits_a_folder_whose_copies_are_used(
     shown = run(installed, tmp_path, "templates", "preview", "ride_home", "--channel", "sms")
     assert shown.returncode == 0, shown.stderr
     assert "OUR OWN RIDE TEXT" in shown.stdout
+
+
+def test_the_installed_daemon_serves_health_and_the_console_with_its_assets(
+    installed: Path, tmp_path: Path
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environ = clean_env(tmp_path) | {"REMINDERS_HTTP_PORT": str(port)}
+    daemon = subprocess.Popen(
+        [str(installed / "reminders"), "run"],
+        cwd=tmp_path,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert daemon.poll() is None and time.monotonic() < deadline, (
+                "the daemon never answered"
+            )
+            time.sleep(0.2)
+        login = httpx.get(f"{base}/staff/login", timeout=5)
+        assert login.status_code == 200 and 'name="csrf_token"' in login.text
+        css = httpx.get(f"{base}/staff/static/staff.css", timeout=5)
+        assert css.status_code == 200 and "{" in css.text
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
