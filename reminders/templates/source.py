@@ -24,7 +24,9 @@ class TemplateSource:
     body: str
     subject: str | None = None
     html: str | None = None
-    origin: Literal["file", "db"] = "file"
+    # "built-in": shipped in the package; "file": the clinic's REMINDERS_TEMPLATES_DIR;
+    # "db": a staff version.
+    origin: Literal["built-in", "file", "db"] = "file"
     version: int | None = None
 
     @property
@@ -33,7 +35,7 @@ class TemplateSource:
 
     @property
     def label(self) -> str:
-        return "file" if self.origin == "file" else f"db v{self.version}"
+        return f"db v{self.version}" if self.origin == "db" else self.origin
 
 
 @dataclass(frozen=True)
@@ -41,4 +43,4 @@ class TemplateInfo:
     name: str
     channel: Channel
     language: str
-    source: str  # "file" or "db v3"
+    source: str  # "built-in", "file" or "db v3"

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from reminders import defaults
 from reminders.db.models import TemplateVersion
 from reminders.outbox.status import CHANNELS
 from reminders.settings import Settings
@@ -60,12 +62,13 @@ def _file_source(
 
 def _file_source_in(root: Path, name: str, channel: str, language: str) -> TemplateSource | None:
     folder = root / language
+    origin: Literal["built-in", "file"] = "built-in" if root == defaults.TEMPLATES_DIR else "file"
     parts = {
         part: _read(folder / f"{name}{suffix}") for part, suffix in _FILE_SUFFIXES[channel].items()
     }
     if parts["body"] is None and parts.get("subject") is None:
         return None
-    where = f"template {name}/{channel}/{language} (file)"
+    where = f"template {name}/{channel}/{language} ({origin})"
     if parts["body"] is None:
         raise TemplateError(f"{where}: missing {folder / (name + _FILE_SUFFIXES[channel]['body'])}")
     subject = parts.get("subject")
@@ -80,14 +83,16 @@ def _file_source_in(root: Path, name: str, channel: str, language: str) -> Templ
         body=parts["body"],
         subject=subject.strip() if subject is not None else None,
         html=parts.get("html"),
+        origin=origin,
     )
 
 
-def _file_keys(settings: Settings, parts: str = "all") -> set[tuple[str, str, str]]:
-    """(name, channel, language) of every template file in any template folder; with
-    ``parts="body"`` only body files count."""
-    keys: set[tuple[str, str, str]] = set()
+def _file_keys(settings: Settings, parts: str = "all") -> dict[tuple[str, str, str], str]:
+    """(name, channel, language) of every template file in any template folder, with where
+    the live one is ("file" or "built-in"); with ``parts="body"`` only body files count."""
+    keys: dict[tuple[str, str, str], str] = {}
     for root in settings.template_dirs:
+        origin = "built-in" if root == defaults.TEMPLATES_DIR else "file"
         if not root.is_dir():
             continue
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -96,7 +101,9 @@ def _file_keys(settings: Settings, parts: str = "all") -> set[tuple[str, str, st
                     wanted = [suffixes["body"]] if parts == "body" else list(suffixes.values())
                     for suffix in wanted:
                         if path.name.endswith(suffix):
-                            keys.add((path.name[: -len(suffix)], channel, folder.name))
+                            keys.setdefault(
+                                (path.name[: -len(suffix)], channel, folder.name), origin
+                            )
     return keys
 
 
@@ -185,8 +192,9 @@ def db_templates(db: Session) -> list[TemplateSource]:
 
 
 def list_templates(db: Session | None, settings: Settings) -> list[TemplateInfo]:
-    """All templates, each with where its live version comes from ("file" or "db v3")."""
-    found = {key: "file" for key in _file_keys(settings, parts="body")}
+    """All templates, each with where its live version comes from ("built-in", "file" for the
+    clinic's folder, or "db v3")."""
+    found = _file_keys(settings, parts="body")
     if db is not None:
         for row in _latest_rows(db):
             found[(row.name, row.channel, row.language)] = f"db v{row.version}"

@@ -106,11 +106,16 @@ def test_an_override_file_beats_the_built_in_and_falls_back_when_removed(
         "Clinic's own ride text for {{ patient.first_name }}."
     )
     assert main(["templates", "show", "ride_home", "--channel", "sms"]) == 0
-    assert "Clinic's own ride text" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "== ride_home/sms/en (file) ==" in out and "Clinic's own ride text" in out
     shutil.rmtree(env / "en")  # an override folder may hold only some templates
     assert main(["templates", "show", "ride_home", "--channel", "sms"]) == 0
     out = capsys.readouterr().out
-    assert "Clinic's own ride text" not in out
+    assert "== ride_home/sms/en (built-in) ==" in out and "Clinic's own ride text" not in out
+    assert main(["templates", "list"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["ride_home", "sms", "en", "built-in"] in lines
+    assert ["ride_home", "sms", "es", "file"] in lines
     assert (
         out.count("\n") > 2 and (TEMPLATES_DIR / "en" / "ride_home.sms.j2").read_text()[:40] in out
     )

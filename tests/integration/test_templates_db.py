@@ -57,7 +57,7 @@ def test_db_version_overrides_the_file_and_is_audited(
         assert _render_ride_home(db, settings, "en") == f"{settings.clinic_name}: v2"
         sources = {(i.name, i.channel, i.language): i.source for i in list_templates(db, settings)}
         assert sources[("ride_home", "sms", "en")] == "db v2"
-        assert sources[("ride_home", "sms", "es")] == "file"
+        assert sources[("ride_home", "sms", "es")] == "built-in"
         assert [t.id for t in db_templates(db)] == ["ride_home/sms/en"]
         audit = db.scalars(select(AuditLog).order_by(AuditLog.id)).all()
         assert [(a.actor, a.action, a.entity, a.entity_id, a.detail) for a in audit] == [

@@ -12,7 +12,6 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from reminders.db.models import Location, Patient, TreatmentSession
-from reminders.defaults import TEMPLATES_DIR
 from reminders.settings import Settings, load_settings
 from reminders.templates.check import check_source, check_template, sensitive_hits
 from reminders.templates.context import (
@@ -29,7 +28,6 @@ from reminders.templates.source import TemplateError, TemplateSource
 from reminders.templates.store import file_templates, list_templates, resolve_template
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = TEMPLATES_DIR
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # the sample session is then Tue 1 Dec 09:00
 
 PATIENT_TEMPLATES = {
@@ -53,7 +51,7 @@ REPLY_TEMPLATES = {("reply_text", "sms"), ("reply_text", "email")}
 def cfg() -> Settings:
     return load_settings(
         _env_file=None,
-        templates_dir=TEMPLATES,
+        templates_dir=None,  # the built-in templates only
         timezone="America/New_York",
         public_url="http://testserver",
     )
@@ -153,7 +151,7 @@ def test_context_across_daylight_saving_change(cfg: Settings) -> None:
     ),
 )
 def test_context_time_is_the_local_wall_clock(starts: datetime, zone: str) -> None:
-    cfg = load_settings(_env_file=None, templates_dir=TEMPLATES)
+    cfg = load_settings(_env_file=None, templates_dir=None)
     local = starts.astimezone(ZoneInfo(zone))
     context = build_context(
         cfg, patient=_patient(timezone=zone, language="es"), session=_session(starts)
@@ -442,7 +440,7 @@ def test_every_default_template_ships_in_english_and_spanish(cfg: Settings) -> N
         for language in ("en", "es"):
             assert (name, channel, language) in keys
     assert {(i.name, i.channel, i.language, i.source) for i in list_templates(None, cfg)} == {
-        (*key, "file") for key in keys
+        (*key, "built-in") for key in keys
     }
 
 
