@@ -16,6 +16,8 @@ from reminders.db.models import AuditLog, StaffTask, TemplateVersion
 from reminders.worker import run_tick
 from tests.e2e.conftest import ADMIN, ADMIN_PASSWORD, SESSION_START, Console, shot
 
+# One server and database for the module, and later tests read what earlier ones did: the
+# whole module runs in one pytest-xdist process, in order (make test uses --dist loadscope).
 pytestmark = pytest.mark.e2e
 expect: Any = None
 

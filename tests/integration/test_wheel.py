@@ -27,6 +27,8 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# One wheel and one virtualenv for the module: built once (make test's --dist loadscope keeps
+# a module in one pytest-xdist process).
 pytestmark = pytest.mark.packaging
 
 
