@@ -33,6 +33,7 @@ from sqlalchemy import Engine, insert  # noqa: E402
 from reminders.db.engine import make_engine  # noqa: E402
 from reminders.db.migrate import upgrade  # noqa: E402
 from reminders.db.models import Location, Message, Patient, TreatmentSession, WorkerState  # noqa: E402
+from reminders.settings import Settings, load_settings  # noqa: E402
 
 PYTHON = sys.executable
 
@@ -571,9 +572,8 @@ def duplicates(records: list[dict[str, Any]]) -> int:
     return sum(n - 1 for n in seen.values() if n > 1)
 
 
-def bench_settings(**overrides: Any) -> Any:
-    """Settings for a benchmark: dry-run providers, the repository's policy and templates."""
-    from reminders.settings import load_settings
+def bench_settings(**overrides: Any) -> Settings:
+    """Settings for a benchmark: dry-run providers, the built-in policy and templates."""
 
     overrides.setdefault("policy_file", None)  # the built-in defaults
     overrides.setdefault("templates_dir", None)

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         db_path = work / "latency.db"
         engine = fresh_sqlite(db_path)
         settings = bench_settings()
-        seed_policy_fingerprint(engine, load_policy(settings.policy_file))
+        seed_policy_fingerprint(engine, load_policy(settings.policy_path))
         insert_locations(engine)
         zone = daytime_zone(datetime.now(UTC))
         session_start = datetime.now(UTC) + timedelta(days=2)

@@ -76,7 +76,7 @@ def bench_backend(
     label: str, engine: Engine, *, patients: int, per_patient: int, profile: bool
 ) -> dict[str, Any]:
     settings = bench_settings()
-    policy = load_policy(settings.policy_file)
+    policy = load_policy(settings.policy_path)
     zone = settings.zone
     figures: dict[str, Any] = {"backend": label}
     print(
