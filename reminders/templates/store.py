@@ -60,9 +60,14 @@ def _file_source(
     return None
 
 
+def _origin(root: Path) -> Literal["built-in", "file"]:
+    """The package's own templates, or the clinic's folder (REMINDERS_TEMPLATES_DIR)."""
+    return "built-in" if root == defaults.TEMPLATES_DIR else "file"
+
+
 def _file_source_in(root: Path, name: str, channel: str, language: str) -> TemplateSource | None:
     folder = root / language
-    origin: Literal["built-in", "file"] = "built-in" if root == defaults.TEMPLATES_DIR else "file"
+    origin = _origin(root)
     parts = {
         part: _read(folder / f"{name}{suffix}") for part, suffix in _FILE_SUFFIXES[channel].items()
     }
@@ -92,7 +97,7 @@ def _file_keys(settings: Settings, parts: str = "all") -> dict[tuple[str, str, s
     the live one is ("file" or "built-in"); with ``parts="body"`` only body files count."""
     keys: dict[tuple[str, str, str], str] = {}
     for root in settings.template_dirs:
-        origin = "built-in" if root == defaults.TEMPLATES_DIR else "file"
+        origin = _origin(root)
         if not root.is_dir():
             continue
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
