@@ -13,42 +13,16 @@ import pytest
 from reminders.cli import main
 from reminders.defaults import POLICY_FILE, TEMPLATES_DIR
 from reminders.settings import PLACEHOLDER_SECRETS
+from tests.integration.test_tick_series import write_clinic
 
-CLINIC = {
-    "locations": [
-        {
-            "id": "main",
-            "name": "Downtown",
-            "address": "1 Main St",
-            "phone": "+14105550100",
-            "timezone": "America/New_York",
-        }
-    ],
-    "patients": [
-        {
-            "id": "p1",
-            "first_name": "Ana",
-            "last_name": "Diaz",
-            "phone": "410-555-0101",
-            "email": "ana@example.com",
-            "timezone": None,
-            "language": "en",
-            "sms_consent": True,
-            "email_consent": True,
-            "care_plan": {"initial_series_size": 6, "maintenance_interval_days": 28},
-        }
-    ],
-    "sessions": [
-        {
-            "id": "s1",
-            "patient_id": "p1",
-            "location_id": "main",
-            "starts_at": "2026-12-01T09:00:00-05:00",
-            "duration_minutes": 60,
-            "kind": "infusion",
-            "status": "scheduled",
-        }
-    ],
+SESSION = {
+    "id": "s1",
+    "patient_id": "p1",
+    "location_id": "main",
+    "kind": "infusion",
+    "starts_at": "2026-12-01T09:00:00-05:00",
+    "duration_minutes": 60,
+    "status": "scheduled",
 }
 
 
@@ -95,14 +69,14 @@ def test_init_then_check_and_an_edited_template_is_the_one_sent(
         "policy: policy.yaml (6 rules)" in out and "templates: templates, over the built-in" in out
     )
 
-    sms = empty / "templates" / "en" / "day_before.sms.j2"
-    sms.write_text("EDITED BY THE CLINIC. " + sms.read_text())
-    (empty / "clinic.json").write_text(json.dumps(CLINIC))
+    sms = empty / "templates" / "es" / "day_before.sms.j2"  # the sample patient reads Spanish
+    sms.write_text("EDITADO POR LA CLINICA. " + sms.read_text())
+    write_clinic(empty / "clinic.json", [SESSION])
     assert main(["import", "clinic.json"]) == 0
     assert main(["tick", "--now", "2026-11-30T09:00:30-05:00"]) == 0
     sent = [json.loads(line) for line in (empty / "outbox" / "sms.jsonl").read_text().splitlines()]
     assert [m["rule"] for m in sent] == ["infusion-day-before-sms"]
-    assert sent[0]["body"].startswith("EDITED BY THE CLINIC. ")
+    assert sent[0]["body"].startswith("EDITADO POR LA CLINICA. ")
     assert (empty / "reminders.db").exists()  # the database the .env names, in this folder
 
 
