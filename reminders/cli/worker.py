@@ -10,6 +10,7 @@ from reminders.cli.common import command, parse_instant
 from reminders.clinic.demo import load_demo
 from reminders.clinic.sync import describe_source
 from reminders.runtime import Runtime
+from reminders.templates.check import file_template_errors
 from reminders.worker import run_daemon, run_tick
 
 
@@ -81,6 +82,12 @@ def configuration_report(rt: Runtime) -> tuple[list[str], bool]:
         if s.templates_dir
         else "templates: built-in"
     )
+    template_errors = file_template_errors(s)
+    if template_errors:
+        ok = False
+        lines += [f"template error: {error}" for error in template_errors[:5]]
+        if len(template_errors) > 5:
+            lines.append(f"... {len(template_errors) - 5} more: run reminders templates check")
     lines.append(f"sms provider: {s.sms_provider}; email provider: {s.email_provider}")
     missing = s.provider_problems()
     if missing:

@@ -23,6 +23,7 @@ from reminders.templates.context import (
 from reminders.templates.render import TEXT_ENV, Rendered, render_source
 from reminders.templates.sms import SmsInfo, sms_info
 from reminders.templates.source import TemplateError, TemplateSource
+from reminders.templates.store import file_templates
 
 MAX_SMS_SEGMENTS = 2
 
@@ -189,3 +190,17 @@ def check_template(source: TemplateSource, settings: Settings) -> CheckResult:
         settings=settings,
         language=source.language,
     )
+
+
+def file_template_errors(settings: Settings) -> list[str]:
+    """Every error in the template files in force (the clinic's folder over the built-in
+    ones), one line each: what `reminders check` reports before a send would fail on it."""
+    try:
+        sources = file_templates(settings)
+    except TemplateError as exc:
+        return [str(exc)]
+    return [
+        f"{source.id} ({source.label}): {message}"
+        for source in sources
+        for message in check_template(source, settings).errors
+    ]

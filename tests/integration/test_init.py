@@ -118,3 +118,18 @@ def test_a_place_it_cannot_write_is_one_clear_line(
     err = capsys.readouterr().err
     assert err.startswith("reminders: error: cannot write ") and "templates" in err
     assert err.count("\n") == 1
+
+
+def test_check_names_a_broken_copied_template(
+    empty: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["init"]) == 0
+    (empty / "templates" / "en" / "ride_home.sms.j2").write_text("Hi {{ patient.first_nam }}")
+    capsys.readouterr()
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "template error: ride_home/sms/en (file): body line 1: unknown variable 'patient.first_nam'"
+        in out
+    )
+    assert out.rstrip().endswith("configuration has problems")
