@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check install install-dev install-test lint bench clean
+.PHONY: demo test check install install-dev install-test lint bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ check: lint
 
 bench: install-test
 	$(BIN)/python bench/run_all.py
+
+# Every benchmark at small sizes (a few minutes): that they still run, not their figures.
+bench-quick: install-test
+	$(BIN)/python bench/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) reminders.db reminders.db-* outbox .pytest_cache .hypothesis
