@@ -32,19 +32,27 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.packaging
 
 
+def source_files() -> list[str]:
+    """What git tracks of the package; outside a git checkout (an unpacked release), every
+    file of the package but compiled ones."""
+    wanted = ["pyproject.toml", "README.md", "reminders"]
+    if (ROOT / ".git").exists():
+        listed = subprocess.run(["git", "ls-files", *wanted], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.split()  # fmt: skip
+        return listed
+    files = [path for path in (ROOT / "reminders").rglob("*") if path.is_file()]
+    return wanted[:2] + [
+        str(path.relative_to(ROOT)) for path in files if "__pycache__" not in path.parts
+    ]
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Built from a copy of the tracked sources, so that nothing stale in ``build/`` or an
     untracked file can make the wheel look complete."""
     work = tmp_path_factory.mktemp("wheel")
     src = work / "src"
-    tracked = subprocess.run(
-        ["git", "ls-files", "pyproject.toml", "README.md", "reminders"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    tracked = source_files()
     for name in tracked:
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / name, src / name)
