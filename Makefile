@@ -42,8 +42,8 @@ test: install-test
 	status=$$?; if [ $$status -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$status
 
 lint: install-dev
-	$(BIN)/ruff check reminders tests bench
-	$(BIN)/ruff format --check reminders tests bench
+	$(BIN)/ruff check reminders tests bench tools
+	$(BIN)/ruff format --check reminders tests bench tools
 	$(BIN)/mypy
 	$(BIN)/pre-commit validate-config
 

@@ -3,8 +3,8 @@
 Once a release is out, add new revisions instead: `alembic revision --autogenerate`.
 """
 
-from pathlib import Path
 import tempfile
+from pathlib import Path
 
 from alembic import command
 
