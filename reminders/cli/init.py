@@ -87,5 +87,7 @@ def _cmd_init(args: argparse.Namespace, rt: Runtime) -> int:
         print(f"run reminders from {target} (or export those settings), then: reminders check")
     else:
         print(f"{target / '.env'} exists and was left alone; copy these lines into it:")
-        print("  REMINDERS_POLICY_FILE=policy.yaml\n  REMINDERS_TEMPLATES_DIR=templates")
+        for own in _ENV_LINES.values():
+            if "{secret}" not in own:
+                print(f"  {own}")
     return 0
