@@ -53,6 +53,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+BUSY_TIMEOUT_MS = 30_000
+# Execution option: on SQLite, wait at most this many milliseconds for the write lock when the
+# transaction begins (instead of BUSY_TIMEOUT_MS); ignored on PostgreSQL. Pass it with
+# ``Session.connection(execution_options={LOCK_WAIT_MS: ...})`` before the first statement.
+LOCK_WAIT_MS = "reminders_lock_wait_ms"
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -63,16 +70,27 @@ def _configure_sqlite(engine: Engine) -> None:
             cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA cache_size=-16384")  # 16 MiB: keeps the outbox indexes' hot pages
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        options = conn.get_execution_options()
         # Reads that will not write (see make_read_session_factory) must not hold the write lock.
-        conn.exec_driver_sql(
-            "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
-        )
+        if options.get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+            return
+        wait = options.get(LOCK_WAIT_MS)
+        if wait is None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        # A caller with a deadline (an inbound webhook) waits at most this long for the lock.
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait)}")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def among(db: Session, column: Any, values: Sequence[str]) -> ColumnElement[bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -35,9 +36,10 @@ def post_sms(
     sid: str,
     extra: dict[str, str] | None = None,
 ) -> Any:
+    """A signed inbound SMS; ``sid`` names it (the same name gives the same MessageSid)."""
     params = {
-        "MessageSid": sid,
-        "AccountSid": "AC123",
+        "MessageSid": "SM" + hashlib.md5(sid.encode()).hexdigest(),
+        "AccountSid": "AC" + "0" * 32,
         "From": sender,
         "To": "+14105550000",
         "Body": body,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -72,12 +74,16 @@ def test_raw_bytes_never_500(
     assert _stored(clinic)[0] == 0
 
 
+WELL_FORMED_SID = st.from_regex(r"\A(SM|MM)[0-9a-f]{32}\Z")
+TWILIO_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+
+
 @FUZZ
 @given(
     form=forms,
     sender=st.sampled_from([P1, "+14105550199", "", "not a number", "+1"]) | any_text,
     body=any_text,
-    sid=st.none() | any_text,
+    sid=st.none() | any_text | WELL_FORMED_SID,
 )
 def test_signed_sms_never_500(
     client: TestClient,
@@ -90,14 +96,25 @@ def test_signed_sms_never_500(
     params = dict(form)
     params["From"] = sender
     params["Body"] = body
+    params["AccountSid"] = "AC" + "0" * 32
     if sid is not None:
         params["MessageSid"] = sid
     # What the form encoder sends is what Twilio would have signed.
     response = client.post(
         "/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": sign(_as_sent(params))}
     )
-    assert response.status_code == 200, response.text
-    assert response.text.startswith("<?xml")
+    # Signed but re-cuttable (odd keys, no well-formed MessageSid, an SmsSid naming another
+    # message) is refused; everything else is answered with TwiML. Never a 5xx.
+    intact = (
+        all(TWILIO_KEY.fullmatch(key) for key in params)
+        and re.fullmatch(r"(SM|MM)[0-9a-f]{32}", params.get("MessageSid", "")) is not None
+        and params.get("SmsSid", params.get("MessageSid")) == params.get("MessageSid")
+    )
+    if intact:
+        assert response.status_code == 200, response.text
+        assert response.text.startswith("<?xml")
+    else:
+        assert response.status_code in (400, 403), response.text
 
 
 def _as_sent(params: dict[str, str]) -> dict[str, str]:

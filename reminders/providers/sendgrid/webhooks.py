@@ -9,6 +9,9 @@ answer 200 so SendGrid stops retrying.
 Inbound Parse has no signature: the URL carries a secret
 (``/webhooks/sendgrid/inbound/{secret}``), or HTTP basic auth with that secret as password
 on ``/webhooks/sendgrid/inbound``; compared in constant time. No secret configured: 404.
+An emailed reply is stored before it is processed, as an SMS is (the same
+:func:`~reminders.providers.twilio.webhooks.accept_inbound`): 503 when it could not be
+stored, so SendGrid retries; 200 once it is stored.
 
 Every outcome is counted in ``reminders_webhooks_total``.
 """
@@ -37,13 +40,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from reminders.conversations.inbound import receive
 from reminders.db.models import Message, ProviderEvent
 from reminders.logs import event
 from reminders.metrics import count_webhook
 from reminders.outbox import delivery
 from reminders.outbox.consent import set_opt_out
 from reminders.providers.http import outbox_id
+from reminders.providers.twilio.webhooks import accept_inbound
 from reminders.runtime import Runtime
 from reminders.settings import Settings
 
@@ -336,20 +339,13 @@ async def _sendgrid_inbound(request: Request) -> Response:
             ).encode()
         ).hexdigest()
         message_id = f"sha256:{digest}"
-    try:
-        result = await run_in_threadpool(
-            receive,
-            runtime.session_factory,
-            runtime.settings,
-            channel="email",
-            from_address=sender,
-            body=body,
-            provider_message_id=f"email:{message_id}",
-            now=datetime.now(UTC),
-        )
-    except Exception as exc:  # noqa: BLE001
-        count_webhook(hook, "error")
-        event(log, "inbound email could not be handled", logging.ERROR, error=type(exc).__name__)
-        return Response(status_code=200)
-    count_webhook(hook, "duplicate" if result.duplicate else ("error" if result.error else "ok"))
-    return Response(status_code=200)
+    # Stored (committed) before anything else, else 503 and SendGrid retries; then processed.
+    status = await accept_inbound(
+        runtime,
+        hook,
+        channel="email",
+        from_address=sender,
+        body=body,
+        provider_message_id=f"email:{message_id}",
+    )
+    return Response(status_code=status)

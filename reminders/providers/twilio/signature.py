@@ -5,10 +5,18 @@ auth token; the SDK's ``RequestValidator`` computes it, with the algorithm named
 ``X-Twilio-Webhooks-Signature-Settings`` header (HMAC-SHA1 when absent). The URL is ours as
 configured (``REMINDERS_PUBLIC_URL`` + the path), never the request's Host, which a proxy
 or an attacker sets. Without an auth token nothing is accepted: there is no unsigned mode.
+
+The signature concatenates the sorted keys and values with nothing between them, and a key
+given twice with the same value counts once; so the same signature fits other cuts of the
+same characters into fields. Twilio's own requests have each key once, and keys that are
+letters and digits only (``MessageSid``, ``MediaUrl0``...): a form with a repeated key or any
+other key is refused here. The webhooks check the fields they rely on for the rest (see
+:mod:`reminders.providers.twilio.webhooks`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from starlette.datastructures import ImmutableMultiDict
@@ -21,6 +29,13 @@ from twilio.request_validator import (
 from reminders.settings import Settings
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
+TWILIO_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+
+
+def twilio_shaped(params: ImmutableMultiDict[str, str]) -> bool:
+    """Each key once, and each key a name like Twilio's (letters and digits)."""
+    keys = [key for key, _ in params.multi_items()]
+    return len(keys) == len(set(keys)) and all(TWILIO_KEY.fullmatch(key) for key in keys)
 
 
 def auth_token(settings: Settings) -> str:
@@ -46,7 +61,7 @@ def request_signed(
     ``headers`` must look names up case-insensitively (Starlette's do)."""
     token = auth_token(settings)
     signature = headers.get(SIGNATURE_HEADER, "")
-    if not token or not signature:
+    if not token or not signature or not twilio_shaped(params):
         return False
     try:
         algorithm = get_signature_algorithm(headers.get(SIGNATURE_SETTINGS_HEADER))

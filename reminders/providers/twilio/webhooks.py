@@ -4,10 +4,29 @@ Both check the signature (:mod:`reminders.providers.twilio.signature`): no auth 
 configured, or a bad signature, is 403 and changes nothing. Every outcome is counted in
 ``reminders_webhooks_total``.
 
-Inbound SMS: an authenticated message is stored, then processed; the answer is always an
-empty TwiML ``<Response>`` (replies go through the outbox, so they carry a delivery
-status), even when processing failed, because the row is kept with its error and Twilio
-would otherwise retry.
+Inbound SMS (issue 9: no patient message lost or late), in :func:`accept_inbound`, which
+SendGrid's Inbound Parse shares:
+
+1. The message is stored and committed first (:func:`~reminders.conversations.inbound.store_inbound`,
+   a few short attempts within about 2 s). If it cannot be stored (SQLite's write lock held
+   too long, the database down) the answer is 503, never 200: Twilio then retries (or calls
+   the fallback URL), and nothing was acknowledged that is not stored.
+2. Once stored it is processed; the answer is then always an empty TwiML ``<Response>``
+   (replies go through the outbox, so they carry a delivery status), even when processing
+   failed, because the row is kept with its error and a staff task. Processing that takes
+   longer than ``PROCESS_WAIT_SECONDS`` goes on after the answer, so the request stays well
+   within Twilio's 15 s timeout.
+
+Both run on threads of their own (``INBOUND_THREADS`` per event loop), so a busy console
+(its pages use the shared thread pool) never makes a webhook wait for a thread.
+
+A signed request is not necessarily an intact one: Twilio's signature is an HMAC over the
+sorted keys and values concatenated, so ``MessageSid=SMx`` re-signs as ``MessageSi=dSMx``, and
+a ``MessageSid`` can swallow the key after it. An inbound SMS therefore needs a well-formed
+``MessageSid`` (two letters and 32 hex digits; ``SmsSid`` and ``SmsMessageSid`` equal to it when
+present), the de-duplication key, and an ``AccountSid`` equal to
+``REMINDERS_TWILIO_ACCOUNT_SID`` (or, when that is not set, a well-formed one); otherwise
+400 or 403, counted as ``refused``, and nothing is stored.
 
 Status callbacks carry our outbox id in the callback URL (``?mid=``); unknown ids answer
 200 so Twilio stops retrying.
@@ -15,18 +34,25 @@ Status callbacks carry our outbox id in the callback URL (``?mid=``); unknown id
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
+import re
+import weakref
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
 
-from reminders.conversations.inbound import receive
+from reminders.conversations.inbound import InboundResult, process_inbound, store_inbound
 from reminders.db.models import Message
 from reminders.logs import event
 from reminders.metrics import count_webhook
@@ -37,6 +63,7 @@ from reminders.providers.twilio.codes import CALLBACK_INVALID_NUMBER_CODES, OPTE
 from reminders.providers.twilio.send import STATUS_CALLBACK_PATH
 from reminders.providers.twilio.signature import SIGNATURE_HEADER, auth_token, request_signed
 from reminders.runtime import Runtime
+from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -45,6 +72,14 @@ TWILIO_SMS_PATH = "/webhooks/twilio/sms"
 TWILIO_HOOK = "twilio_status"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_BODY_BYTES = 64 * 1024  # an SMS webhook is a few hundred bytes
+MESSAGE_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")  # SM... or MM...: fixed length
+ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+# Twilio waits 15 s: storing takes at most ~2 s; processing is waited for this long.
+PROCESS_WAIT_SECONDS = 8.0
+INBOUND_THREADS = 16
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _twiml(status_code: int = 200) -> Response:
@@ -53,6 +88,85 @@ def _twiml(status_code: int = 200) -> Response:
         status_code=status_code,
         media_type="text/xml" if status_code == 200 else None,
     )
+
+
+# --- inbound messages: store, then process -----------------------------------------------------
+
+
+def _inbound_limiter() -> anyio.CapacityLimiter:
+    """The inbound webhooks' own threads (one limiter per event loop)."""
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(INBOUND_THREADS)
+    return limiter
+
+
+async def accept_inbound(
+    runtime: Runtime,
+    hook: str,
+    *,
+    channel: str,
+    from_address: str,
+    body: str,
+    provider_message_id: str,
+) -> int:
+    """Store one inbound message (committed), then process it; the HTTP status to answer:
+    503 when it could not be stored (the provider retries), else 200."""
+    now = datetime.now(UTC)
+    limiter = _inbound_limiter()
+    store = partial(
+        store_inbound,
+        runtime.session_factory,
+        channel=channel,
+        from_address=from_address,
+        body=body,
+        provider_message_id=provider_message_id,
+        received_at=now,
+        region=runtime.settings.default_region,
+    )
+    try:
+        inbound_id, processed = await anyio.to_thread.run_sync(store, limiter=limiter)
+    except Exception as exc:  # noqa: BLE001 - not stored: 5xx, so the provider tries again
+        count_webhook(hook, "store_failed")
+        event(log, "inbound message not stored: 503", logging.ERROR, error=type(exc).__name__)
+        return 503
+    if processed:
+        count_webhook(hook, "duplicate")
+        return 200
+    process = partial(
+        process_inbound, runtime.session_factory, runtime.settings, inbound_id, now=now
+    )
+    result: InboundResult | None = None
+    try:
+        with anyio.move_on_after(PROCESS_WAIT_SECONDS):
+            result = await anyio.to_thread.run_sync(
+                process, limiter=limiter, abandon_on_cancel=True
+            )
+    except Exception as exc:  # noqa: BLE001 - stored: the row keeps what happened
+        count_webhook(hook, "error")
+        event(log, "inbound processing failed", logging.ERROR, error=type(exc).__name__)
+        return 200
+    if result is None:  # still running: it finishes after the answer
+        count_webhook(hook, "processing_late")
+        event(log, "inbound stored; processing goes on", logging.WARNING, inbound_id=inbound_id)
+        return 200
+    count_webhook(hook, "duplicate" if result.duplicate else ("error" if result.error else "ok"))
+    return 200
+
+
+def _sids_refused(settings: Settings, params: ImmutableMultiDict[str, str]) -> int | None:
+    """400 or 403 when the identifying fields could have been re-cut from a signed request."""
+    sid = params.get("MessageSid", "")
+    if not MESSAGE_SID.fullmatch(sid) or any(
+        params.get(key, sid) != sid for key in ("SmsMessageSid", "SmsSid")
+    ):
+        return 400
+    account = params.get("AccountSid", "")
+    expected = settings.twilio_account_sid
+    if expected:
+        return None if hmac.compare_digest(account.encode(), expected.encode()) else 403
+    return None if ACCOUNT_SID.fullmatch(account) else 403
 
 
 # --- inbound SMS ------------------------------------------------------------------------------
@@ -90,29 +204,25 @@ async def twilio_sms(request: Request) -> Response:
         count_webhook(hook, "bad_signature")
         return _twiml(403)
 
-    sid = params.get("MessageSid") or params.get("SmsMessageSid") or params.get("SmsSid")
+    refused = _sids_refused(settings, params)
+    if refused is not None:
+        count_webhook(hook, "refused")
+        event(log, "signed inbound SMS refused: message or account id", logging.WARNING)
+        return _twiml(refused)
     sender = params.get("From", "")
     if not sender.strip():
         count_webhook(hook, "ignored")
         event(log, "signed inbound SMS without a sender ignored")
         return _twiml()
-    try:
-        result = await run_in_threadpool(
-            receive,
-            runtime.session_factory,
-            settings,
-            channel="sms",
-            from_address=sender,
-            body=params.get("Body", ""),
-            provider_message_id=sid or None,
-            now=datetime.now(UTC),
-        )
-    except Exception as exc:  # noqa: BLE001 - never a 500: Twilio would retry, the row is kept
-        count_webhook(hook, "error")
-        event(log, "inbound SMS could not be handled", logging.ERROR, error=type(exc).__name__)
-        return _twiml()
-    count_webhook(hook, "duplicate" if result.duplicate else ("error" if result.error else "ok"))
-    return _twiml()
+    status = await accept_inbound(
+        runtime,
+        hook,
+        channel="sms",
+        from_address=sender,
+        body=params.get("Body", ""),
+        provider_message_id=params["MessageSid"],
+    )
+    return _twiml(status)
 
 
 # --- delivery status callbacks ----------------------------------------------------------------

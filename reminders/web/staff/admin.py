@@ -18,7 +18,7 @@ from reminders.db.models import AuditLog
 from reminders.errors import PolicyError
 from reminders.logs import event
 from reminders.planning.policy import FixedTime, Offset, Policy, Rule, load_policy, parse_policy
-from reminders.web.deps import get_db, runtime_of, settings_of
+from reminders.web.deps import get_db, get_write_db, runtime_of, settings_of
 from reminders.web.staff.common import Staff, admin, admin_posted, render, see_other, signed_in
 
 log = logging.getLogger(__name__)
@@ -137,8 +137,9 @@ def policy_save(
     request: Request,
     text: str = Form(""),
     staff: Staff = Depends(admin_posted),
-    db: Session = Depends(get_db),
+    db: Session = Depends(get_write_db),
 ) -> Response:
+    """Validate, write the file, reload it; only then the short write of the audit row."""
     text = text.replace("\r\n", "\n")
     if len(text.encode()) > MAX_POLICY_BYTES:
         return _policy_page(

@@ -11,13 +11,24 @@ form, of a random seed kept in its own cookie). A POST without the right token g
 Login throttling: after ``FREE_ATTEMPTS`` wrong passwords in a row the account is locked
 for a time that doubles with each further failure (capped); a locked account refuses
 even the right password until the lock ends. Unknown emails cost the same hashing time.
+
+Lock discipline (issue 9): argon2 never runs inside a write transaction. A login reads the
+account, verifies (and, when the parameters changed, rehashes) with no transaction open, then
+records the outcome in a short write that re-reads the account under the lock, and only when
+something changes. At most ``HASHING_SLOTS`` hashes run at once, at a lower OS priority, so a
+burst of logins cannot starve the webhooks of CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import os
 import secrets
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +38,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from fastapi import HTTPException, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
 from reminders.db.models import StaffUser
@@ -50,6 +61,20 @@ _hasher = PasswordHasher()
 # Verified against for unknown emails, so they take as long as a wrong password; made at
 # the first such login, not at import (every CLI command imports this module).
 _dummy_hash: str | None = None
+# argon2 uses a core per lane (p=4) for ~0.1 s: more at once only queues them on the CPU.
+# They run on threads of their own at a lower OS priority (Linux: the niceness is per thread,
+# and argon2's lane threads inherit it), so under a burst of logins the webhooks get the CPU.
+HASHING_SLOTS = max(1, (os.cpu_count() or 2) // 2)
+HASHING_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+
+
+_hashing = ThreadPoolExecutor(HASHING_SLOTS, "argon2", initializer=_lower_priority)
 
 
 # --- passwords -------------------------------------------------------------------------------
@@ -67,12 +92,12 @@ def use_hasher(hasher: PasswordHasher) -> PasswordHasher:
 def _dummy() -> str:
     global _dummy_hash
     if _dummy_hash is None:
-        _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
+        _dummy_hash = hash_password(secrets.token_urlsafe(16))
     return _dummy_hash
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hashing.submit(_hasher.hash, password).result()
 
 
 def new_one_time_password() -> tuple[str, str]:
@@ -94,7 +119,7 @@ def verify_password(stored: str | None, password: str) -> bool:
 
 def _verify(hashed: str, password: str) -> bool:
     try:
-        return _hasher.verify(hashed, password)
+        return _hashing.submit(_hasher.verify, hashed, password).result()
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -133,30 +158,68 @@ def lock_length(failed: int) -> timedelta:
 
 
 def attempt_login(
-    db: Session, *, email: str, password: str, now: datetime | None = None
+    read: sessionmaker[Session],
+    write: sessionmaker[Session],
+    *,
+    email: str,
+    password: str,
+    now: datetime | None = None,
 ) -> LoginResult:
-    """Check a password, counting failures; the caller commits."""
-    now = now or utcnow()
-    user = find_user(db, email)
+    """Check a password, counting failures. The account is read, the password verified (and
+    rehashed if the hashing parameters changed) with no transaction open; then, only when the
+    outcome changes the account, a short write re-reads it under the lock and records it. If
+    the stored hash changed meanwhile (a reset, another login's rehash), it starts over."""
+    for _ in range(3):
+        result = _attempt(read, write, email=email, password=password, now=now or utcnow())
+        if result is not None:
+            return result
+    return LoginResult(None)
+
+
+def _attempt(
+    read: sessionmaker[Session],
+    write: sessionmaker[Session],
+    *,
+    email: str,
+    password: str,
+    now: datetime,
+) -> LoginResult | None:
+    with read() as db:
+        user = find_user(db, email)
     if user is None or not user.active:
         verify_password(None, password)
         return LoginResult(None)
     if user.locked_until is not None and user.locked_until > now:
         return LoginResult(None, locked_until=user.locked_until)
-    if not verify_password(user.password_hash, password):
-        user.failed_logins = (user.failed_logins or 0) + 1
-        lock = lock_length(user.failed_logins)
-        user.locked_until = now + lock if lock else None
-        return LoginResult(None, locked_until=user.locked_until)
-    user.failed_logins = 0
-    user.locked_until = None
-    if (
-        user.password_hash
-        and not must_change_password(user)
-        and _hasher.check_needs_rehash(user.password_hash)
-    ):
-        user.password_hash = hash_password(password)
-    return LoginResult(user)
+    seen = user.password_hash
+    ok = verify_password(seen, password)
+    rehashed = (
+        hash_password(password)
+        if ok and seen and not must_change_password(user) and _hasher.check_needs_rehash(seen)
+        else None
+    )
+    if ok and rehashed is None and not user.failed_logins and user.locked_until is None:
+        return LoginResult(user)  # nothing to record: no write at all
+    with write() as db:
+        fresh = db.get(StaffUser, user.id)
+        if fresh is None or not fresh.active:
+            return LoginResult(None)
+        if fresh.password_hash != seen:
+            return None  # checked against a hash that is gone: check again
+        if not ok:
+            fresh.failed_logins = (fresh.failed_logins or 0) + 1
+            lock = lock_length(fresh.failed_logins)
+            fresh.locked_until = now + lock if lock else None
+            db.commit()
+            return LoginResult(None, locked_until=fresh.locked_until)
+        if fresh.locked_until is not None and fresh.locked_until > now:
+            return LoginResult(None, locked_until=fresh.locked_until)  # locked meanwhile
+        fresh.failed_logins = 0
+        fresh.locked_until = None
+        if rehashed is not None:
+            fresh.password_hash = rehashed
+        db.commit()
+        return LoginResult(fresh)
 
 
 # --- cookies -----------------------------------------------------------------------------------

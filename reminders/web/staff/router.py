@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from reminders.db.models import AuditLog
+from reminders.db.models import AuditLog, StaffUser
 from reminders.logs import event
-from reminders.web.deps import get_db, settings_of
+from reminders.web.deps import get_write_db, runtime_of, settings_of
 from reminders.web.staff import admin, auth, inbox, outbox, patients, templates
 from reminders.web.staff.common import (
     PASSWORD_PATH,
@@ -75,20 +75,22 @@ def login_form(request: Request, next: str | None = None) -> Response:  # noqa: 
 
 
 @router.post("/login")
-async def login(request: Request, db: Session = Depends(get_db)) -> Response:
+async def login(request: Request) -> Response:
     settings = settings_of(request)
     form = await request.form()
     auth.check_csrf(settings, auth.login_seed(request, settings), form.get("csrf_token"))
     email = str(form.get("email") or "")[:320]
     password = str(form.get("password") or "")[:1000]
     next_url = safe_next(str(form.get("next") or ""))
-
-    def check() -> auth.LoginResult:  # argon2 and the database: off the event loop
-        found = auth.attempt_login(db, email=email, password=password)
-        db.commit()
-        return found
-
-    result = await run_in_threadpool(check)
+    runtime = runtime_of(request)
+    # argon2 and the database off the event loop; argon2 outside any write transaction.
+    result = await run_in_threadpool(
+        auth.attempt_login,
+        runtime.read_session_factory,
+        runtime.session_factory,
+        email=email,
+        password=password,
+    )
     if not result.ok:
         locked = result.locked_until is not None
         event(log, "staff login refused", level=logging.WARNING, locked=locked)
@@ -135,17 +137,19 @@ def change_password(
     current: str = Form(""),
     password: str = Form(""),
     confirm: str = Form(""),
-    db: Session = Depends(get_db),
+    db: Session = Depends(get_write_db),
 ) -> Response:
-    user = db.merge(staff.user)
-    first = auth.must_change_password(user)
-    problem = (
-        None
-        if auth.verify_password(user.password_hash, current)
-        else "The current password is wrong."
-    )
+    seen = staff.user.password_hash
+    first = auth.must_change_password(staff.user)
+    # Both argon2 runs come first, with no transaction open; then one short write.
+    problem = None if auth.verify_password(seen, current) else "The current password is wrong."
     problem = problem or auth.password_problem(password, confirm)
-    if problem:
+    new_hash = None if problem else auth.hash_password(password)
+    user = db.get(StaffUser, staff.user.id) if new_hash else None
+    if new_hash and (user is None or user.password_hash != seen):
+        db.rollback()
+        problem = "Your password was changed meanwhile: sign in again."
+    if problem or user is None:
         return render(
             request,
             "password.html",
@@ -153,7 +157,7 @@ def change_password(
             staff=staff,
             status_code=400,
         )
-    user.password_hash = auth.hash_password(password)
+    user.password_hash = new_hash
     db.add(
         AuditLog(
             actor=user.email, action="staff.password", entity="staff_user", entity_id=str(user.id)

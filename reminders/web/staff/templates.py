@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from sqlalchemy import event as sa_event
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -40,8 +41,8 @@ from reminders.templates.render import Rendered, render_source
 from reminders.templates.sms import SmsInfo, sms_info
 from reminders.templates.source import TemplateError, TemplateSource
 from reminders.templates.store import list_templates, resolve_template
-from reminders.templates.versions import revert_to, save_version, template_history
-from reminders.web.deps import get_db, runtime_of, settings_of
+from reminders.templates.versions import save_version, template_history
+from reminders.web.deps import get_db, get_write_db, runtime_of, settings_of
 from reminders.web.staff.common import Staff, admin_posted, posted, render, see_other, signed_in
 
 log = logging.getLogger(__name__)
@@ -348,6 +349,7 @@ def template_save(
     patient: str = Form(""),
     staff: Staff = Depends(admin_posted),
     db: Session = Depends(get_db),
+    writes: Session = Depends(get_write_db),
 ) -> Response:
     name, channel, language = _key(name, channel, language)
     settings = settings_of(request)
@@ -355,8 +357,10 @@ def template_save(
     checks = check_draft(db, settings, draft, patient)
     if checks.ok:
         try:
+            # save_version checks (renders) the draft before its first statement, so the write
+            # lock is taken only for the version number, the insert and the audit row.
             row = save_version(
-                db,
+                writes,
                 settings,
                 name=name,
                 channel=channel,
@@ -367,12 +371,12 @@ def template_save(
                 actor=staff.user.email,
                 note=note.strip()[:500] or None,
             )
-            db.commit()
+            writes.commit()
         except TemplateError as exc:
-            db.rollback()
+            writes.rollback()
             checks.errors.setdefault("general", []).append(str(exc))
         except IntegrityError:
-            db.rollback()
+            writes.rollback()
             checks.errors.setdefault("general", []).append(
                 "someone else saved this template at the same moment: reload and try again"
             )
@@ -499,23 +503,54 @@ def template_revert(
     version: int = Form(...),
     staff: Staff = Depends(admin_posted),
     db: Session = Depends(get_db),
+    writes: Session = Depends(get_write_db),
 ) -> Response:
     name, channel, language = _key(name, channel, language)
-    try:
-        revert_to(
-            db,
-            settings_of(request),
-            name=name,
-            channel=channel,
-            language=language,
-            version=version,
-            actor=staff.user.email,
+    old = db.scalar(
+        select(TemplateVersion).where(
+            TemplateVersion.name == name,
+            TemplateVersion.channel == channel,
+            TemplateVersion.language == language,
+            TemplateVersion.version == version,
         )
-        db.commit()
-    except TemplateError as exc:
-        db.rollback()
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    )
+    if old is None:
+        raise HTTPException(
+            status_code=422, detail=f"template {name}/{channel}/{language} has no version {version}"
+        )
+    try:
+        _revert(writes, settings_of(request), old, actor=staff.user.email)
+        writes.commit()
+    except (TemplateError, IntegrityError) as exc:
+        writes.rollback()
+        detail = str(exc) if isinstance(exc, TemplateError) else "saved meanwhile: try again"
+        raise HTTPException(status_code=422, detail=detail) from None
     return see_other(f"/staff/templates/{name}/{channel}/{language}?done=reverted")
+
+
+def _revert(db: Session, settings: Settings, old: TemplateVersion, *, actor: str) -> None:
+    """What :func:`~reminders.templates.versions.revert_to` records, with the old text read
+    beforehand: ``revert_to`` reads it first and then checks (renders) it, which inside a
+    write transaction would hold the lock for the render. ``save_version`` renders before its
+    first statement; the audit row it adds then says what happened."""
+    added: list[AuditLog] = []
+
+    def keep(_session: Session, obj: object) -> None:
+        if isinstance(obj, AuditLog):
+            added.append(obj)
+
+    sa_event.listen(db, "transient_to_pending", keep)
+    try:
+        row = save_version(
+            db, settings, name=old.name, channel=old.channel, language=old.language,
+            subject=old.subject, body=old.body, html=old.html, actor=actor,
+            note=f"revert to v{old.version}",
+        )  # fmt: skip
+    finally:
+        sa_event.remove(db, "transient_to_pending", keep)
+    for audit in added:
+        audit.action = "template.revert"
+        audit.detail = {"version": row.version, "reverted_to": old.version}
 
 
 @router.post("/templates/{name}/{channel}/{language}/test")
@@ -525,7 +560,7 @@ def template_test(
     channel: str,
     language: str,
     staff: Staff = Depends(posted),
-    db: Session = Depends(get_db),
+    db: Session = Depends(get_write_db),
 ) -> Response:
     """Queue the live version to the staff member's own phone or email (kind "reply":
     explicit recipient, no consent or quiet-hours gate); the worker's next pass sends it."""
