@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 "REMINDERS_DATABASE_URL": f"sqlite:///{db_path}",
                 "REMINDERS_DRYRUN_DIR": str(work / "dry"),
                 "REMINDERS_HTTP_PORT": str(port),
+                "REMINDERS_ONCALL_EMAILS": "oncall@example.org",
             }
         )
         with open(log_path, "wb") as log:

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     unconfirmed_hours: float = Field(default=18.0, gt=0)
     # Also alert on-call staff (SMS/email) when an infusion is flagged unconfirmed, not just the inbox.
     unconfirmed_alert: bool = False
+    # Screen every inbound message for crisis language (docs/design.md section 9). On, it needs
+    # at least one on-call phone or email: `reminders check` fails and `reminders run` refuses.
+    crisis_screening: bool = True
+    # The clinic's own extra crisis phrases (YAML {language: [phrase, ...]}), added to the
+    # built-in risk screen; none by default.
     crisis_phrases_file: Path | None = None
     sensitive_words: str = "ketamine,esketamine,spravato,depression,ptsd,psychiatric,suicide"
 
@@ -200,12 +205,6 @@ class Settings(BaseSettings):
         return found
 
     @property
-    def crisis_phrases_path(self) -> Path:
-        if self.crisis_phrases_file is not None:
-            return self.crisis_phrases_file
-        return defaults.CRISIS_PHRASES_FILE
-
-    @property
     def oncall_phone_list(self) -> list[str]:
         return [p.strip() for p in self.oncall_phones.split(",") if p.strip()]
 
@@ -256,6 +255,16 @@ class Settings(BaseSettings):
             if not self.email_from:
                 missing.append(f"{PREFIX}EMAIL_FROM")
         return missing
+
+    def alerting_problems(self) -> list[str]:
+        """Why urgent alerts could not reach anyone, naming the variables to set."""
+        if self.crisis_screening and not (self.oncall_phone_list or self.oncall_email_list):
+            return [
+                f"crisis screening is on but no on-call staff would be alerted: set "
+                f"{PREFIX}ONCALL_PHONES or {PREFIX}ONCALL_EMAILS (comma-separated), or turn "
+                f"screening off with {PREFIX}CRISIS_SCREENING=false"
+            ]
+        return []
 
     def check_providers(self) -> None:
         missing = self.provider_problems()

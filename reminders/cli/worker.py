@@ -9,6 +9,7 @@ from typing import Any
 from reminders.cli.common import command, parse_instant
 from reminders.clinic.demo import load_demo
 from reminders.clinic.sync import describe_source
+from reminders.errors import ConfigError
 from reminders.runtime import Runtime
 from reminders.templates.check import file_template_errors
 from reminders.worker import run_daemon, run_tick
@@ -53,10 +54,21 @@ def _cmd_tick(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
+    problems = rt.settings.alerting_problems()
+    if problems:
+        raise ConfigError(problems[0])
     return run_daemon(rt)
 
 
+DEMO_ONCALL = "oncall@demo.example"
+
+
 def _cmd_demo(args: argparse.Namespace, rt: Runtime) -> int:
+    s = rt.settings
+    if s.alerting_problems() and s.sms_provider == "dryrun" and s.email_provider == "dryrun":
+        # The demo's alerts go to the dry-run outbox like everything else it sends.
+        rt.settings = s.model_copy(update={"oncall_emails": DEMO_ONCALL})
+        print(f"demo: urgent alerts go to {DEMO_ONCALL} (dry-run; set REMINDERS_ONCALL_EMAILS)")
     report = load_demo(rt)
     print(report)
     if args.no_run:
@@ -93,6 +105,17 @@ def configuration_report(rt: Runtime) -> tuple[list[str], bool]:
     if missing:
         ok = False
         lines.append("missing: " + ", ".join(missing))
+    alerting = s.alerting_problems()
+    if alerting:
+        ok = False
+        lines += alerting
+    elif s.crisis_screening:
+        lines.append(
+            f"crisis screening: on; on-call: {len(s.oncall_phone_list)} phone(s), "
+            f"{len(s.oncall_email_list)} email(s)"
+        )
+    else:
+        lines.append("crisis screening: OFF (REMINDERS_CRISIS_SCREENING=false)")
     try:
         s.secret_key_value()
     except Exception as exc:  # noqa: BLE001

@@ -1,6 +1,7 @@
-"""Crisis screening of inbound text (docs/design.md section 9).
+"""A clinic's own crisis phrases (``REMINDERS_CRISIS_PHRASES_FILE``), matched fuzzily.
 
-A miss is far worse than a false alarm, so the screen is deliberately generous:
+The built-in screen is :mod:`reminders.conversations.risk`; this matcher adds the phrases a
+clinic lists (local slang, names of places), each a crisis when found. Matching is generous:
 
 - text and phrases are normalised the same way: case, accents, apostrophes, punctuation,
   look-alike digits and symbols ("k1ll", "$uicide"), letters repeated for emphasis
@@ -13,8 +14,7 @@ A miss is far worse than a false alarm, so the screen is deliberately generous:
 - negations never suppress a hit: "I'm not suicidal" is shown to staff (a false alarm)
   because "I'm not suicidal but I keep thinking about ending it" must not be missed.
 
-The phrase lists live in a YAML file (the built-in ``reminders/defaults/crisis_phrases.yaml``,
-``REMINDERS_CRISIS_PHRASES_FILE`` to change it): ``{language: [phrase, ...]}``.
+The file is YAML: ``{language: [phrase, ...]}``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
 from reminders.errors import ConfigError
-from reminders.settings import Settings
 
 # Look-alike characters people use (or phones produce) in place of letters.
 _LOOKALIKES = str.maketrans(
@@ -285,20 +283,3 @@ class CrisisScreen:
             ):
                 return CrisisHit(phrase.language, phrase.text)
         return None
-
-
-@lru_cache(maxsize=8)
-def _load(path: Path, mtime: float) -> CrisisScreen:
-    return CrisisScreen.from_file(path)
-
-
-def screen_for(settings: Settings) -> CrisisScreen:
-    """The configured screen, re-read when the file changes (staff edit the lists)."""
-    path = settings.crisis_phrases_path
-    try:
-        mtime = path.stat().st_mtime
-    except OSError as exc:
-        raise ConfigError(
-            f"REMINDERS_CRISIS_PHRASES_FILE: cannot read {path}: {exc.strerror}"
-        ) from exc
-    return _load(path, mtime)

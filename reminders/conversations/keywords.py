@@ -31,12 +31,19 @@ OPT_OUT = frozenset(
     }
 )
 # YES is a Twilio opt-in keyword; confirmations use C, never YES (docs/design.md section 9).
-OPT_IN = frozenset({"start", "unstop", "yes", "si"})
+# "Sí" is a confirmation (section 9), not an opt-in: Twilio's opt-in keywords are English.
+OPT_IN = frozenset({"start", "unstop", "yes"})
 HELP = frozenset({"help", "info", "ayuda"})
-SPANISH_KEYWORDS = frozenset({"alto", "parar", "detener", "baja", "si", "ayuda"})
+SPANISH_KEYWORDS = frozenset({"alto", "parar", "detener", "baja", "ayuda"})
 
 CONFIRM_WORDS = frozenset(
-    {"confirm", "confirmed", "confirmo", "confirmar", "confirmado", "confirmada"}
+    {"confirm", "confirmed", "confirmo", "confirmar", "confirmado", "confirmada", "si"}
+)
+# "si confirmo", "sí, confirmado", "c confirmo", "confirmo mi cita", "sí, ahí estaré".
+CONFIRM_PHRASE = re.compile(
+    r"^(?:(?:si|c|ok|okay|yes)\s+)?(?:confirm|confirmed|confirmo|confirmar|confirmado|confirmada|"
+    r"ahi estare|alli estare|ahi nos vemos)(?:\s+(?:mi|la|su)\s+(?:cita|visita|"
+    r"sesion|infusion))?(?:\s+gracias)?$|^si\s+(?:gracias|ahi estare|alli estare|ahi nos vemos)$"
 )
 RESCHEDULE_WORDS = frozenset({"reschedule", "reprogramar", "cambiar"})
 
@@ -96,7 +103,9 @@ def keyword_command(body: str) -> Command | None:
 
 def is_confirm(body: str, keyword: str) -> bool:
     text = command_text(body)
-    return text == command_text(keyword) or text in CONFIRM_WORDS
+    if text == command_text(keyword) or text in CONFIRM_WORDS:
+        return True
+    return CONFIRM_PHRASE.match(" ".join(re.sub(r"[^a-z0-9 ]+", " ", text).split())) is not None
 
 
 def is_reschedule(body: str, keyword: str) -> bool:

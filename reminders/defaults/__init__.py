@@ -1,5 +1,5 @@
 """The built-in defaults, shipped as package data: the policy, the message templates
-(English and Spanish) and the crisis phrase lists.
+(English and Spanish) and the weights of the risk screen's classifier (``risk_model.json``).
 
 They are used whenever settings name no file of the clinic's own, so an installed wheel
 works from any folder. ``reminders init`` copies them out for a clinic to edit
@@ -13,5 +13,4 @@ from pathlib import Path
 DEFAULTS_DIR = Path(__file__).resolve().parent
 POLICY_FILE = DEFAULTS_DIR / "policy.yaml"
 TEMPLATES_DIR = DEFAULTS_DIR / "templates"
-CRISIS_PHRASES_FILE = DEFAULTS_DIR / "crisis_phrases.yaml"
 ENV_EXAMPLE_FILE = DEFAULTS_DIR / "env.example"

@@ -5,11 +5,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reminders.conversations.classify import classify
-from reminders.conversations.crisis import CrisisScreen
 from reminders.conversations.keywords import keyword_command, parse_score
-from reminders.defaults import CRISIS_PHRASES_FILE
+from reminders.conversations.risk import risk_screen_for
+from reminders.settings import Settings
 
-SCREEN = CrisisScreen.from_file(CRISIS_PHRASES_FILE)
+SCREEN = risk_screen_for(Settings())
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ def env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REMINDERS_DATABASE_URL", db_url)
     monkeypatch.setenv("REMINDERS_DRYRUN_DIR", str(tmp_path / "outbox"))
+    monkeypatch.setenv("REMINDERS_ONCALL_EMAILS", "oncall@example.org")
     return tmp_path
 
 

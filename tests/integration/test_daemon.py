@@ -75,6 +75,7 @@ def env_for(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
             "REMINDERS_DATABASE_URL": db_url,
             "REMINDERS_DRYRUN_DIR": str(tmp_path / "outbox"),
             "REMINDERS_SECRET_KEY": "test-secret-key-0123456789abcdef",
+            "REMINDERS_ONCALL_EMAILS": "oncall@example.org",
             "REMINDERS_PASS_INTERVAL_SECONDS": "0.2",
             "REMINDERS_PLAN_INTERVAL_SECONDS": "0.5",
             "REMINDERS_DISPATCH_BATCH_SIZE": "20",
@@ -217,3 +218,32 @@ def test_daemon_exits_non_zero_when_its_port_is_taken(tmp_path: Path) -> None:
         )
     assert result.returncode == 1
     assert "REMINDERS_HTTP_PORT" in result.stderr
+
+
+def test_daemon_refuses_to_start_when_crisis_alerts_would_reach_nobody(tmp_path: Path) -> None:
+    env = env_for(f"sqlite:///{tmp_path / 'r.db'}", tmp_path, REMINDERS_HTTP_PORT=str(free_port()))
+    del env["REMINDERS_ONCALL_EMAILS"]
+    for command in (["run"], ["check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "reminders", *command],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode != 0, command
+        said = result.stdout + result.stderr
+        assert "REMINDERS_ONCALL_PHONES" in said and "REMINDERS_ONCALL_EMAILS" in said
+    # Turned off on purpose, it starts and says so.
+    off = {**env, "REMINDERS_CRISIS_SCREENING": "false"}
+    result = subprocess.run(
+        [sys.executable, "-m", "reminders", "check"],
+        env=off,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "crisis screening: OFF" in result.stdout

@@ -63,6 +63,11 @@ def test_init_then_check_and_an_edited_template_is_the_one_sent(
     assert stat.S_IMODE((empty / ".env").stat().st_mode) == 0o600
 
     capsys.readouterr()
+    # Crisis screening is on and nobody would be alerted yet: check says which variables to set.
+    assert main(["check"]) == 1
+    assert "REMINDERS_ONCALL_EMAILS" in capsys.readouterr().out
+    with (empty / ".env").open("a", encoding="utf-8") as env_file:
+        env_file.write("REMINDERS_ONCALL_EMAILS=oncall@example.org\n")
     assert main(["check"]) == 0
     out = capsys.readouterr().out
     assert (

@@ -116,6 +116,7 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def clean_env(folder: Path) -> dict[str, str]:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("REMINDERS_")}
     environ["REMINDERS_DATABASE_URL"] = f"sqlite:///{folder / 'reminders.db'}"
+    environ["REMINDERS_ONCALL_EMAILS"] = "oncall@example.org"
     environ.pop("PYTHONPATH", None)
     return environ
 
@@ -136,7 +137,7 @@ def test_the_wheel_holds_the_package_data(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in [
         "reminders/defaults/policy.yaml",
-        "reminders/defaults/crisis_phrases.yaml",
+        "reminders/defaults/risk_model.json",
         "reminders/defaults/env.example",
         "reminders/defaults/templates/en/day_before.sms.j2",
         "reminders/defaults/templates/es/day_before.sms.j2",
