@@ -22,6 +22,7 @@ from typing import Any
 
 from reminders.clinic.sync import SourceError, sync_clinic_source
 from reminders.conversations.safety import run_safety_checks
+from reminders.conversations.sweep import process_stranded
 from reminders.db.models import WorkerState
 from reminders.dispatch.dispatcher import Dispatcher, DispatchReport
 from reminders.logs import event
@@ -104,10 +105,15 @@ class Worker:
             )
 
     def safety_step(self, now: datetime | None = None) -> int:
-        with PASS_SECONDS.labels("safety").time(), self.runtime.session_factory() as db:
-            count = run_safety_checks(db, self.settings, now or self.clock())
-            db.commit()
-            return int(count or 0)
+        now = now or self.clock()
+        with PASS_SECONDS.labels("safety").time():
+            swept = process_stranded(
+                self.runtime.session_factory, self.runtime.read_session_factory, self.settings, now
+            )
+            with self.runtime.session_factory() as db:
+                count = run_safety_checks(db, self.settings, now)
+                db.commit()
+        return swept + int(count or 0)
 
     def dispatch_step(self, now: datetime | None = None) -> DispatchReport:
         self.dispatcher.policy = self.runtime.policy  # picks up an edited policy file

@@ -1,14 +1,22 @@
 """Handling of one inbound message: store it, then apply its effects in one transaction.
 
-``receive()`` is what the webhooks and ``reminders inbound`` call:
+The webhooks (``providers.twilio.webhooks.accept_inbound``) call the two steps themselves and
+answer the provider 200 only once step 1 committed (5xx if it failed, so the provider
+retries); ``reminders inbound`` calls :func:`receive`, which does both:
 
 1. :func:`store_inbound` commits the row on its own (nothing is lost if processing fails);
    a repeated provider id (Twilio retries with the same MessageSid) finds the stored row.
+   A row stored but never processed (the process died in between) is picked up by the
+   worker's next pass (:mod:`reminders.conversations.sweep`).
 2. :func:`process_inbound` claims the row with an UPDATE that must change exactly one row
    (``processed_at IS NULL``), so concurrent deliveries are processed once, and applies every
    effect (opt-out, confirmation, score, staff task, alert and reply outbox rows) in the same
    transaction. A failure rolls all of that back, keeps the stored row with ``error`` set and
    opens a staff task (urgent, with alerts, when the text reads as a crisis).
+
+A message no keyword or score fully answers joins the sender's open inbox item (``tasks``):
+a crisis pages at once, anything else if unread in time (``safety``); out of clinic hours the
+sender is told when it will be read (docs/design.md section 9).
 
 Replies and staff alerts are outbox rows (``messages``: kind ``reply`` / ``alert``, status
 ``planned``, due now); the dispatcher sends them without consent, opt-out or quiet-hours checks.
@@ -17,6 +25,7 @@ Replies and staff alerts are outbox rows (``messages``: kind ``reply`` / ``alert
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,26 +36,40 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.conversations.classify import Classification, classify
-from reminders.conversations.crisis import CrisisScreen, screen_for
 from reminders.conversations.matching import (
     match_sender,
     next_session,
     normalise_address,
     outstanding_checkin,
+    record_score,
 )
-from reminders.conversations.replies import format_when, language_of, reply_text
-from reminders.conversations.tasks import create_alerts, excerpt, open_task, queue_reply
+from reminders.conversations.replies import crisis_reply, format_when, language_of, reply_text
+from reminders.conversations.risk import RiskScreen, risk_screen_for
+from reminders.conversations.safety import (
+    after_hours_notice,
+    inbox_clock,
+    policy_for,
+    record_failure,
+)
+from reminders.conversations.tasks import (
+    AFTER_HOURS_RULE,
+    Filed,
+    excerpt,
+    file_inbox_item,
+    oncall_count,
+    open_task,
+    queue_reply,
+    record_opt_out,
+)
 from reminders.db.engine import rowcount
 from reminders.db.models import (
     AuditLog,
-    CheckinScore,
     InboundMessage,
     Message,
     Patient,
     StaffTask,
 )
 from reminders.logs import event
-from reminders.outbox.consent import set_opt_out
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,35 +100,66 @@ def store_inbound(
     provider_message_id: str | None,
     received_at: datetime,
     region: str,
+    attempts: int = 3,
+    lock_wait: float | None = 0.5,
 ) -> tuple[int, bool]:
-    """Commit the inbound row; returns (id, already processed). Idempotent per provider id."""
+    """Commit the inbound row; returns (id, already processed). Idempotent per provider id.
+
+    A transient database error (SQLite's write lock still busy after ``lock_wait`` seconds, a
+    dropped connection) is tried again, ``attempts`` times in all with a short pause between,
+    then raised: a webhook then answers 5xx and the provider retries. With the defaults that
+    is 2 s at most; ``lock_wait=None`` waits up to the engine's busy timeout (30 s) instead.
+    """
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    from reminders.db.engine import LOCK_WAIT_MS
+
     body = body.replace("\x00", "")  # PostgreSQL text cannot hold NUL
     address = normalise_address(channel, from_address.replace("\x00", ""), region)[:320]
     sid = provider_message_id.replace("\x00", "")[:255] if provider_message_id else None
-    with factory() as db:
-        if sid is not None:
-            existing = db.scalars(
-                select(InboundMessage).where(InboundMessage.provider_message_id == sid)
-            ).first()
+    options = {LOCK_WAIT_MS: round(lock_wait * 1000)} if lock_wait is not None else {}
+
+    def stored(db: Session) -> tuple[int, bool] | None:
+        db.connection(execution_options=options)  # begins the transaction: lock_wait at most
+        if sid is None:
+            return None
+        found = db.scalars(
+            select(InboundMessage).where(InboundMessage.provider_message_id == sid)
+        ).first()
+        return None if found is None else (found.id, found.processed_at is not None)
+
+    def once() -> tuple[int, bool]:
+        with factory() as db:
+            existing = stored(db)
             if existing is not None:
-                return existing.id, existing.processed_at is not None
-        row = InboundMessage(
-            channel=channel,
-            provider_message_id=sid,
-            from_address=address,
-            body=body,
-            received_at=received_at,
-        )
-        db.add(row)
+                return existing
+            row = InboundMessage(
+                channel=channel,
+                provider_message_id=sid,
+                from_address=address,
+                body=body,
+                received_at=received_at,
+            )
+            db.add(row)
+            try:
+                db.commit()
+            except IntegrityError:  # the same id stored concurrently
+                db.rollback()
+                existing = stored(db)
+                assert existing is not None
+                return existing
+            return row.id, False
+
+    for attempt in range(1, attempts + 1):
         try:
-            db.commit()
-        except IntegrityError:  # the same id stored concurrently
-            db.rollback()
-            existing = db.scalars(
-                select(InboundMessage).where(InboundMessage.provider_message_id == sid)
-            ).one()
-            return existing.id, existing.processed_at is not None
-        return row.id, False
+            return once()
+        except OperationalError:
+            if attempt >= attempts:
+                raise
+            time.sleep(0.1 * 3 ** (attempt - 1))  # 0.1 s, then 0.3 s
+    raise AssertionError("unreachable")  # attempts >= 1
 
 
 def command_of(inbound: InboundMessage) -> str:
@@ -116,10 +170,15 @@ def command_of(inbound: InboundMessage) -> str:
 
 
 def process_inbound(
-    factory: sessionmaker[Session], settings: Settings, inbound_id: int, *, now: datetime
+    factory: sessionmaker[Session],
+    settings: Settings,
+    inbound_id: int,
+    *,
+    now: datetime,
+    screen: RiskScreen | None = None,
 ) -> InboundResult:
     try:
-        screen = screen_for(settings)
+        screen = screen or risk_screen_for(settings)
         with factory() as db:
             claimed = rowcount(
                 db.execute(
@@ -167,7 +226,8 @@ def _stored_result(
         reply = db.scalars(
             select(Message).where(Message.dedupe_key == f"reply:{inbound_id}")
         ).first()
-        tasks = list(db.scalars(select(StaffTask.id).where(StaffTask.inbound_id == inbound_id)))
+        linked = (StaffTask.inbound_id == inbound_id) | (StaffTask.id == row.task_id)
+        tasks = list(db.scalars(select(StaffTask.id).where(linked).order_by(StaffTask.id)))
         return InboundResult(
             inbound_id,
             duplicate=duplicate,
@@ -181,7 +241,7 @@ def _stored_result(
 
 
 def _apply(
-    db: Session, settings: Settings, inbound: InboundMessage, screen: CrisisScreen, *, now: datetime
+    db: Session, settings: Settings, inbound: InboundMessage, screen: RiskScreen, *, now: datetime
 ) -> InboundResult:
     patient, note = match_sender(db, inbound.channel, inbound.from_address)
     inbound.patient_id = patient.id if patient else None
@@ -200,13 +260,16 @@ def _apply(
         inbound.id, classification=cls.kind, patient_id=inbound.patient_id, match_note=note
     )
     language = language_of(
-        patient.language if patient else (cls.crisis.language if cls.crisis else None)
+        patient.language if patient else (cls.risk.language if cls.risk else None)
     )
     clinic, phone = settings.clinic_name, settings.clinic_phone
     pid = inbound.patient_id
+    review = cls.risk is not None and cls.risk.tier == "review"
+    filed: list[Filed] = []
+    clock = functools.cache(lambda: inbox_clock(db, settings, policy_for(settings), pid, now))
 
-    def reply(kind: str, when: str = "") -> None:
-        text = reply_text(kind, language, clinic=clinic, phone=phone, when=when)
+    def reply(kind: str, when: str = "", hours: str = "", rule: str | None = None) -> None:
+        text = reply_text(kind, language, clinic=clinic, phone=phone, when=when, hours=hours)
         queue_reply(
             db,
             inbound,
@@ -216,12 +279,47 @@ def _apply(
             patient_id=pid,
             settings=settings,
             now=now,
+            rule=rule,
         )
         result.reply_text = text
 
-    def task(
-        kind: str, summary: str, *, urgent: bool = False, session_id: str | None = None
-    ) -> StaffTask:
+    def item(
+        kind: str,
+        summary: str,
+        *,
+        urgent: bool = False,
+        category: str | None = None,
+        session_id: str | None = None,
+    ) -> Filed:
+        """File the message on the sender's inbox item (it must be read by a person)."""
+        done = file_inbox_item(
+            db,
+            settings,
+            inbound,
+            patient_id=pid,
+            kind=kind,
+            summary=summary,
+            now=now,
+            page_due_at=None if urgent else clock().page_due_at,
+            urgent=urgent,
+            category=category or (cls.risk.label if review and cls.risk else None),
+            review=review,
+            session_id=session_id,
+        )
+        filed.append(done)
+        result.task_ids.append(done.task.id)
+        result.alert_count += done.alerts
+        return done
+
+    def after_hours(done: Filed) -> bool:
+        """Out of hours: tell the sender when the clinic will read it. True if queued."""
+        notice = after_hours_notice(db, inbound, done.task, clock(), language)
+        if notice is not None:
+            reply("after_hours", rule=AFTER_HOURS_RULE, **notice)
+        return notice is not None
+
+    def task(kind: str, summary: str, *, session_id: str | None = None) -> StaffTask:
+        """A to-do of its own (call to reschedule, a confirmation without a session)."""
         t = open_task(
             db,
             kind=kind,
@@ -229,27 +327,27 @@ def _apply(
             inbound=inbound,
             patient_id=pid,
             session_id=session_id,
-            urgent=urgent,
             now=now,
         )
         result.task_ids.append(t.id)
-        if urgent:
-            result.alert_count += create_alerts(db, settings, t, now)
         return t
 
     who = f"patient {pid}" if pid else "an unknown sender"
     if cls.kind == "crisis":
-        assert cls.crisis is not None
+        assert cls.risk is not None
         if patient and checkin and cls.score is not None:
-            _record_score(db, settings, inbound, patient, checkin, cls.score, now)
-        task(
+            record_score(db, settings, inbound, patient, checkin, cls.score, now)
+        done = item(
             "crisis",
-            f"Crisis language ({cls.crisis.language}: '{cls.crisis.phrase}') from {who}: {excerpt(inbound.body)}",
+            f"{cls.risk.label.capitalize()} from {who}: {excerpt(inbound.body)}",
             urgent=True,
+            category=cls.risk.label,
         )
-        reply("crisis")
+        # Say the care team was alerted only if an alert went (or is going) to someone.
+        alerted = oncall_count(settings) > 0 and done.task.alert_count > 0
+        reply(crisis_reply(emergency=cls.risk.emergency, alerted=alerted))
     elif cls.kind in ("opt_out", "opt_in"):
-        changed = _set_opt_out(
+        changed = record_opt_out(
             db,
             inbound,
             active=cls.kind == "opt_out",
@@ -261,115 +359,57 @@ def _apply(
     elif cls.kind == "help":
         reply("help")
     elif patient is None:
-        task(
-            "unknown_sender",
-            f"Message from an unknown sender ({inbound.match_note}): {excerpt(inbound.body)}",
+        after_hours(
+            item(
+                "review" if review else "unknown_sender",
+                f"Message from an unknown sender ({inbound.match_note}): {excerpt(inbound.body)}",
+            )
         )
     elif cls.kind == "confirm":
         _confirm(db, settings, inbound, patient, now, reply, task)
     elif cls.kind == "reschedule":
         session = next_session(db, patient.id, now)
-        if session is not None:
-            when = format_when(session.starts_at, settings.zone, "en")
-            task(
-                "reschedule",
-                f"Patient {pid} asks to reschedule session {session.id} ({when}); please call.",
-                session_id=session.id,
-            )
-        else:
-            task(
-                "reschedule",
-                f"Patient {pid} asks to reschedule, but has no upcoming session; please call.",
-            )
+        what = (
+            f" session {session.id} ({format_when(session.starts_at, settings.zone, 'en')})"
+            if session
+            else ", but has no upcoming session"
+        )
+        summary = f"Patient {pid} asks to reschedule{what}; please call."
+        task("reschedule", summary, session_id=session.id if session else None)
         reply("reschedule")
     elif cls.kind == "checkin":
         assert checkin is not None and cls.score is not None
-        urgent_reason = _record_score(db, settings, inbound, patient, checkin, cls.score, now)
+        urgent_reason = record_score(db, settings, inbound, patient, checkin, cls.score, now)
         comment = f" with a comment: {excerpt(cls.comment)}" if cls.comment else ""
         if urgent_reason:
-            task(
+            item(
                 "low_score",
                 f"Check-in score {cls.score}/10 from patient {pid} ({urgent_reason}){comment}",
                 urgent=True,
+                category="low or falling check-in score",
                 session_id=checkin.session_id,
             )
             reply("low_score")
+        elif cls.comment or review:
+            # A score with words: a person reads the words.
+            done = item(
+                "review" if review else "free_text",
+                f"Check-in score {cls.score}/10 from patient {pid}{comment}",
+                session_id=checkin.session_id,
+            )
+            if not after_hours(done):
+                reply("checkin_thanks")
         else:
-            if cls.comment:
-                task(
-                    "free_text",
-                    f"Check-in score {cls.score}/10 from patient {pid}{comment}",
-                    session_id=checkin.session_id,
-                )
             reply("checkin_thanks")
     else:
         summary = f"Reply from patient {pid}: {excerpt(inbound.body)}"
         if note:
             summary += f" [{note}]"
-        task("free_text", summary)
+        after_hours(item("review" if review else "free_text", summary))
+    if review and not filed:
+        # A keyword or confirmation that also reads as a risk: a person reads it soon.
+        item("review", f"Message from {who} to review: {excerpt(inbound.body)}")
     return result
-
-
-def _record_score(
-    db: Session,
-    settings: Settings,
-    inbound: InboundMessage,
-    patient: Patient,
-    checkin: Message,
-    score: int,
-    now: datetime,
-) -> str | None:
-    """Store the score on the check-in and the trend; returns why it is urgent, if it is."""
-    previous = db.scalars(
-        select(CheckinScore.score)
-        .where(CheckinScore.patient_id == patient.id)
-        .order_by(CheckinScore.recorded_at.desc(), CheckinScore.id.desc())
-        .limit(1)
-    ).first()
-    db.add(
-        CheckinScore(
-            patient_id=patient.id,
-            message_id=checkin.id,
-            session_id=checkin.session_id,
-            inbound_id=inbound.id,
-            score=score,
-            recorded_at=now,
-        )
-    )
-    inbound.score = score
-    inbound.checkin_message_id = checkin.id
-    if score <= settings.crisis_score_threshold:
-        return f"at or below {settings.crisis_score_threshold}"
-    if previous is not None and previous - score >= settings.crisis_score_drop:
-        return f"down {previous - score} from {previous}"
-    return None
-
-
-def _set_opt_out(
-    db: Session, inbound: InboundMessage, *, active: bool, actor: str, now: datetime
-) -> bool:
-    """Record STOP (active) or START (inactive) for this channel and address; True if it changed."""
-    source = f"{inbound.channel}_{'stop' if active else 'start'}"
-    if not set_opt_out(
-        db,
-        channel=inbound.channel,
-        address=inbound.from_address,
-        source=source,
-        active=active,
-        at=now,
-    ):
-        return False
-    db.add(
-        AuditLog(
-            at=now,
-            actor=actor,
-            action="opt_out" if active else "opt_in",
-            entity="opt_out",
-            entity_id=f"{inbound.channel}",
-            detail={"inbound_id": inbound.id},
-        )
-    )
-    return True
 
 
 def _confirm(
@@ -423,45 +463,8 @@ def _record_failure(
     now: datetime,
 ) -> InboundResult:
     """Keep the row with its error, and put it in front of staff (urgent if it reads as a crisis)."""
-    error = f"{type(exc).__name__}: {exc}"[:500]
-    result = InboundResult(inbound_id, error=error)
-    try:
-        with factory() as db:
-            row = db.get(InboundMessage, inbound_id)
-            if row is None:
-                return result
-            row.error = error
-            row.processed_at = None
-            crisis = False
-            try:
-                crisis = screen_for(settings).screen(row.body) is not None
-            except Exception:  # noqa: BLE001 - unreadable phrase list: treat as possibly urgent
-                crisis = True
-            task = StaffTask(
-                kind="crisis" if crisis else "free_text",
-                urgent=crisis,
-                inbound_id=row.id,
-                summary=f"Could not process a reply automatically ({type(exc).__name__}); please read it: {excerpt(row.body)}"[
-                    :500
-                ],
-                dedupe_key=f"inbound:{row.id}:failed",
-                created_at=now,
-            )
-            db.add(task)
-            db.flush()
-            if crisis:
-                result.alert_count = create_alerts(db, settings, task, now)
-            db.commit()
-            result.task_ids.append(task.id)
-    except Exception as inner:  # noqa: BLE001
-        event(
-            log,
-            "could not record inbound failure",
-            logging.ERROR,
-            inbound_id=inbound_id,
-            error=type(inner).__name__,
-        )
-    return result
+    error, task_ids, alerts = record_failure(factory, settings, inbound_id, exc, now=now)
+    return InboundResult(inbound_id, error=error, task_ids=task_ids, alert_count=alerts)
 
 
 def receive(
@@ -474,7 +477,8 @@ def receive(
     provider_message_id: str | None,
     now: datetime | None = None,
 ) -> InboundResult:
-    """Store, then process, one inbound message (the webhooks and ``reminders inbound``)."""
+    """Store, then process, one inbound message (``reminders inbound``; the webhooks call the
+    two steps themselves, to answer 5xx when storing fails). Raises when it cannot be stored."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     inbound_id, processed = store_inbound(
         factory,
@@ -484,6 +488,7 @@ def receive(
         provider_message_id=provider_message_id,
         received_at=now,
         region=settings.default_region,
+        lock_wait=None,  # a command line has no provider timeout to keep
     )
     if processed:
         return _stored_result(factory, inbound_id, duplicate=True)

@@ -1,6 +1,6 @@
 """Who sent an inbound message, and what it may be answering: the patient behind a phone
 number or email address (a shared family phone is resolved by the latest message sent),
-their outstanding check-in, their next session.
+their outstanding check-in (and recording its answer), their next session, their location.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session
 
 from reminders.clinic.records import ACTIVE_SESSION_STATUSES
 from reminders.db.models import (
+    CheckinScore,
     InboundMessage,
     Message,
     Patient,
     TreatmentSession,
 )
 from reminders.outbox.status import SENT_STATUSES
+from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,41 @@ def outstanding_checkin(db: Session, patient_id: str, now: datetime) -> Message 
     ).first()
 
 
+def record_score(
+    db: Session,
+    settings: Settings,
+    inbound: InboundMessage,
+    patient: Patient,
+    checkin: Message,
+    score: int,
+    now: datetime,
+) -> str | None:
+    """Store the score on the check-in and the trend; returns why it is urgent, if it is."""
+    previous = db.scalars(
+        select(CheckinScore.score)
+        .where(CheckinScore.patient_id == patient.id)
+        .order_by(CheckinScore.recorded_at.desc(), CheckinScore.id.desc())
+        .limit(1)
+    ).first()
+    db.add(
+        CheckinScore(
+            patient_id=patient.id,
+            message_id=checkin.id,
+            session_id=checkin.session_id,
+            inbound_id=inbound.id,
+            score=score,
+            recorded_at=now,
+        )
+    )
+    inbound.score = score
+    inbound.checkin_message_id = checkin.id
+    if score <= settings.crisis_score_threshold:
+        return f"at or below {settings.crisis_score_threshold}"
+    if previous is not None and previous - score >= settings.crisis_score_drop:
+        return f"down {previous - score} from {previous}"
+    return None
+
+
 def next_session(db: Session, patient_id: str, now: datetime) -> TreatmentSession | None:
     return db.scalars(
         select(TreatmentSession)
@@ -107,3 +144,32 @@ def next_session(db: Session, patient_id: str, now: datetime) -> TreatmentSessio
         .order_by(TreatmentSession.starts_at, TreatmentSession.id)
         .limit(1)
     ).first()
+
+
+def patient_location(db: Session, patient_id: str, now: datetime) -> str | None:
+    """The location of the patient's next session, else of their most recent one (whose hours
+    say when their messages are read)."""
+    upcoming = db.scalar(
+        select(TreatmentSession.location_id)
+        .where(
+            TreatmentSession.patient_id == patient_id,
+            TreatmentSession.starts_at > now,
+            TreatmentSession.status.in_(ACTIVE_SESSION_STATUSES),
+            TreatmentSession.location_id.is_not(None),
+        )
+        .order_by(TreatmentSession.starts_at, TreatmentSession.id)
+        .limit(1)
+    )
+    if upcoming is not None:
+        return upcoming
+    return db.scalar(
+        select(TreatmentSession.location_id)
+        .where(
+            TreatmentSession.patient_id == patient_id,
+            TreatmentSession.starts_at <= now,
+            TreatmentSession.status != "cancelled",
+            TreatmentSession.location_id.is_not(None),
+        )
+        .order_by(TreatmentSession.starts_at.desc(), TreatmentSession.id.desc())
+        .limit(1)
+    )

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -184,6 +185,15 @@ class InboundMessage(Base):
     """A reply from a patient (or anyone), stored before it is processed."""
 
     __tablename__ = "inbound_messages"
+    __table_args__ = (
+        # The sweep for messages stored but never processed reads only these.
+        Index(
+            "ix_inbound_unprocessed",
+            "received_at",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(8))
@@ -195,7 +205,8 @@ class InboundMessage(Base):
         ForeignKey("patients.id", ondelete="SET NULL"), index=True
     )
     match_note: Mapped[str | None] = mapped_column(String(500))
-    # crisis | opt_out | opt_in | help | confirm | reschedule | checkin | free_text; null = not processed yet
+    # crisis | opt_out | opt_in | help | confirm | reschedule | checkin | review | free_text;
+    # null = not processed yet
     classification: Mapped[str | None] = mapped_column(String(32))
     score: Mapped[int | None] = mapped_column(Integer)
     checkin_message_id: Mapped[int | None] = mapped_column(
@@ -203,16 +214,34 @@ class InboundMessage(Base):
     )
     processed_at: Mapped[datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(String(500))
+    # The inbox item this message was filed on (its own, or the sender's open one it joined).
+    # ``use_alter``: staff_tasks also points here (inbound_id), a cycle.
+    task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_tasks.id", ondelete="SET NULL", use_alter=True), index=True
+    )
 
 
 class StaffTask(Base):
     """An item in the staff inbox: a reply to read, a call to make, an urgent alert."""
 
     __tablename__ = "staff_tasks"
-    __table_args__ = (Index("ix_staff_tasks_open", "acknowledged_at", "urgent"),)
+    __table_args__ = (
+        Index("ix_staff_tasks_open", "acknowledged_at", "urgent"),
+        # One open inbox item per patient (or unknown sender): two messages processed at once
+        # cannot both open one. Acknowledging frees the key.
+        Index(
+            "uq_staff_tasks_open_key",
+            "open_key",
+            unique=True,
+            sqlite_where=text("acknowledged_at IS NULL"),
+            postgresql_where=text("acknowledged_at IS NULL"),
+        ),
+        Index("ix_staff_tasks_page_due_at", "page_due_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    # crisis | low_score | reschedule | unconfirmed | free_text | unknown_sender | delivery_failed
+    # crisis | low_score | review | reschedule | unconfirmed | free_text | unknown_sender |
+    # delivery_failed
     kind: Mapped[str] = mapped_column(String(32))
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     patient_id: Mapped[str | None] = mapped_column(
@@ -230,6 +259,17 @@ class StaffTask(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     acknowledged_by: Mapped[str | None] = mapped_column(String(320))
     note: Mapped[str | None] = mapped_column(Text)
+    # Inbox items for patients' messages: "patient:<id>" or "<channel>:<address>" (unknown
+    # senders). Later messages from the same sender join the open item (inbound_messages.task_id).
+    open_key: Mapped[str | None] = mapped_column(String(400))
+    # What a page calls it: "suicide risk", "possible overdose"... (never the message text).
+    category: Mapped[str | None] = mapped_column(String(100))
+    # The risk screen's second tier: a person must read it soon (no 988 reply, paged if unread).
+    urgent_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When on-call is paged if nobody has acknowledged it (once; null = no unread page due).
+    page_due_at: Mapped[datetime | None] = mapped_column()
+    # Messages filed on this item; the acknowledgement names how many the person saw.
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class CheckinScore(Base):

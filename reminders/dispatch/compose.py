@@ -57,7 +57,11 @@ def render_outgoing(
 
     ``source_for(name, channel, language)`` finds the live template (cached per pass)."""
     data: dict[str, Any] = dict(msg.data or {})
-    wanted = (patient.language if patient else None) or msg.language or "en"
+    # A staff alert is read by staff, in the language it was queued in, not the patient's.
+    if msg.kind == "alert":
+        wanted = msg.language or "en"
+    else:
+        wanted = (patient.language if patient else None) or msg.language or "en"
     source = source_for(msg.template, msg.channel, wanted)
     patient_email = (
         msg.channel == "email"

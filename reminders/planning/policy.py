@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
@@ -195,6 +195,133 @@ class Rule(BaseModel):
         return self.sessions.phase in ("any", phase)
 
 
+# --- the inbox: clinic hours and how soon an unread message pages on-call ---------------------
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SPAN_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def _day_keys(key: Any) -> list[int]:
+    """'mon', 'mon-fri', 'sat,sun' -> weekdays (0 = Monday)."""
+    days: list[int] = []
+    for part in str(key).lower().split(","):
+        ends = [d.strip() for d in part.split("-")]
+        if len(ends) > 2 or any(d not in DAY_NAMES for d in ends):
+            raise ValueError(
+                f"day {key!r} is not one of {', '.join(DAY_NAMES)}, a range like 'mon-fri' "
+                "or a list like 'sat,sun'"
+            )
+        first, last = DAY_NAMES.index(ends[0]), DAY_NAMES.index(ends[-1])
+        if last < first:
+            raise ValueError(f"day range {part.strip()!r} runs backwards (write 'mon-fri')")
+        days.extend(range(first, last + 1))
+    return days
+
+
+def _span(value: Any) -> tuple[int, int]:
+    """'08:00-18:00' -> minutes of the day (start, end); the end may be '24:00'."""
+    match = _SPAN_RE.match(str(value))
+    if not match:
+        raise ValueError(f"hours {value!r} are not like '08:00-18:00'")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if h1 > 23 or m1 > 59 or m2 > 59 or end > 24 * 60:
+        raise ValueError(f"hours {value!r}: not a time of day")
+    if end <= start:
+        raise ValueError(f"hours {value!r} end before they start (split a night over two days)")
+    return start, end
+
+
+class OpeningHours(BaseModel):
+    """When the clinic reads messages, each week: ``{mon-fri: "08:00-18:00", sat: "09:00-12:00"}``.
+
+    A day may have a list of spans (``["08:00-12:00", "13:00-17:00"]``); a day not named, or
+    given ``null``, is closed. In the zone of whatever the hours belong to (the clinic's, or a
+    location's).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # weekday (0 = Monday) -> sorted (start, end) minutes of the day
+    days: dict[int, list[tuple[int, int]]]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"days"}:
+            return value  # already parsed (a dump of this model)
+        if not isinstance(value, dict):
+            raise ValueError("opening hours are a mapping like {mon-fri: '08:00-18:00'}")
+        days: dict[int, list[tuple[int, int]]] = {}
+        for key, spans in value.items():
+            listed = [] if spans is None else spans if isinstance(spans, list) else [spans]
+            for day in _day_keys(key):
+                if day in days:
+                    raise ValueError(f"{DAY_NAMES[day]} is given twice")
+                days[day] = sorted(_span(s) for s in listed)
+        for day, spans in days.items():
+            for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+                if start < end:
+                    raise ValueError(f"{DAY_NAMES[day]}: hours overlap")
+        if not any(days.values()):
+            raise ValueError("the clinic must be open at some time of the week")
+        return {"days": days}
+
+    def is_open(self, local: datetime) -> bool:
+        minute = local.hour * 60 + local.minute
+        return any(s <= minute < e for s, e in self.days.get(local.weekday(), ()))
+
+    def next_opening(self, local: datetime) -> datetime:
+        """The next time the clinic opens, strictly after ``local`` (an aware local time)."""
+        minute = local.hour * 60 + local.minute
+        for ahead in range(8):
+            day = local.date() + timedelta(days=ahead)
+            for start, _end in self.days.get(day.weekday(), ()):
+                if ahead == 0 and start <= minute:
+                    continue
+                if ahead > 0 and start == 0 and self._open_at_midnight_before(day.weekday()):
+                    continue  # "mon: 22:00-24:00, tue: 00:00-02:00" is one span
+                return datetime.combine(day, time(start // 60, start % 60), tzinfo=local.tzinfo)
+        raise AssertionError("validated hours always open within a week")
+
+    def _open_at_midnight_before(self, weekday: int) -> bool:
+        return any(e == 24 * 60 for _, e in self.days.get((weekday - 1) % 7, ()))
+
+
+def _hours(value: dict[str, Any]) -> OpeningHours:
+    return OpeningHours.model_validate(value)
+
+
+class ClinicHours(BaseModel):
+    """The clinic's hours (its zone, REMINDERS_TIMEZONE) and per-location hours (the location's
+    zone), keyed by location id."""
+
+    model_config = ConfigDict(extra="forbid")
+    default: OpeningHours = Field(default_factory=lambda: _hours({"mon-fri": "08:00-18:00"}))
+    locations: dict[str, OpeningHours] = Field(default_factory=dict)
+
+
+class InboxPolicy(BaseModel):
+    """How long a patient's message may stay unread before on-call is paged (once)."""
+
+    model_config = ConfigDict(extra="forbid")
+    review_minutes_in_hours: int = Field(default=15, ge=1, le=120)
+    review_minutes_out_of_hours: int = Field(default=10, ge=1, le=120)
+    page_out_of_hours: bool = True
+    # Only there to refuse ``false`` with a clear message: in-hours paging cannot be turned off.
+    page_in_hours: bool = True
+
+    @field_validator("page_in_hours")
+    @classmethod
+    def _always_in_hours(cls, value: bool) -> bool:
+        if value is not True:
+            raise ValueError(
+                "paging on-call about unread messages in clinic hours cannot be turned off "
+                "(no patient message goes unread); only page_out_of_hours may be false"
+            )
+        return value
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -207,6 +334,8 @@ class Policy(BaseModel):
     checkin_expiry: Duration = timedelta(hours=24)
     nudge_expiry: Duration = timedelta(hours=24)
     rules: list[Rule] = Field(min_length=1)
+    clinic_hours: ClinicHours = Field(default_factory=ClinicHours)
+    inbox: InboxPolicy = Field(default_factory=InboxPolicy)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Policy:

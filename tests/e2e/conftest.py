@@ -167,6 +167,7 @@ def seed(runtime: Runtime) -> str:
             patient_id="p-cara",
             classification="crisis",
             received_at=now - timedelta(minutes=9),
+            processed_at=now - timedelta(minutes=9),  # else the worker's sweep processes it
         )
         chat = InboundMessage(
             channel="sms",
@@ -175,6 +176,7 @@ def seed(runtime: Runtime) -> str:
             patient_id="p-ben",
             classification="free_text",
             received_at=now - timedelta(hours=1),
+            processed_at=now - timedelta(hours=1),
         )
         db.add_all([crisis, chat])
         db.flush()

@@ -1,6 +1,8 @@
 """The inbox: staff tasks and replies. Urgent tasks (crisis, low scores, unconfirmed
 preparation) stay pinned on top until someone acknowledges them with a note; the selected
-item's patient conversation is shown beside the list."""
+item's messages (every one filed on it) and the patient's conversation are shown beside the
+list. Acknowledging stops the item's pages; it is refused when a message joined the item after
+the page was loaded (the person has not read it yet)."""
 
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ from starlette.responses import Response
 from reminders.db.models import AuditLog, InboundMessage, Message, Patient, StaffTask
 from reminders.db.types import utcnow
 from reminders.logs import event
-from reminders.web.deps import get_db
+from reminders.web.deps import get_db, get_write_db
 from reminders.web.staff.common import Staff, posted, render, see_other, signed_in
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 KIND_LABELS = {
-    "crisis": "Crisis language",
+    "crisis": "Crisis",
+    "review": "Urgent review",
     "low_score": "Low check-in score",
     "reschedule": "Wants to reschedule",
     "unconfirmed": "Unconfirmed session",
@@ -102,6 +105,17 @@ def inbox(
     inbound = (
         db.get(InboundMessage, selected.inbound_id) if selected and selected.inbound_id else None
     )
+    filed = (
+        list(
+            db.scalars(
+                select(InboundMessage)
+                .where(InboundMessage.task_id == selected.id)
+                .order_by(InboundMessage.received_at, InboundMessage.id)
+            )
+        )
+        if selected
+        else []
+    )
     patient = db.get(Patient, selected.patient_id) if selected and selected.patient_id else None
     thread = conversation(db, patient.id) if patient else []
     return render(
@@ -113,6 +127,7 @@ def inbox(
             "replies": replies,
             "selected": selected,
             "inbound": inbound,
+            "filed": filed,
             "patient": patient,
             "thread": thread,
             "labels": KIND_LABELS,
@@ -125,8 +140,9 @@ def inbox(
 def acknowledge(
     task_id: int,
     note: str = Form(""),
+    seen: int | None = Form(None),
     staff: Staff = Depends(posted),
-    db: Session = Depends(get_db),
+    db: Session = Depends(get_write_db),  # a short write: no rendering here
 ) -> Response:
     task = db.get(StaffTask, task_id)
     if task is None:
@@ -136,13 +152,22 @@ def acknowledge(
         raise HTTPException(status_code=400, detail="an urgent item needs a note: what was done?")
     now = utcnow()
     # Only the first acknowledgement counts: two people clicking at once do not overwrite each other.
+    # ``seen``: how many messages the page showed; one that joined since keeps the item open.
+    claim = update(StaffTask).where(StaffTask.id == task_id, StaffTask.acknowledged_at.is_(None))
+    if seen is not None:
+        claim = claim.where(StaffTask.message_count <= seen)
     result = db.execute(
-        update(StaffTask)
-        .where(StaffTask.id == task_id, StaffTask.acknowledged_at.is_(None))
-        .values(acknowledged_at=now, acknowledged_by=staff.user.email, note=note or None)
-        .execution_options(synchronize_session=False)
+        claim.values(
+            acknowledged_at=now, acknowledged_by=staff.user.email, note=note or None
+        ).execution_options(synchronize_session=False)
     )
     changed = getattr(result, "rowcount", 0)
+    if not changed and _has_unseen(db, task_id, seen):
+        db.rollback()
+        raise HTTPException(
+            status_code=409,
+            detail="a new message arrived on this item: reload the page and read it first",
+        )
     if changed:
         db.add(
             AuditLog(
@@ -156,3 +181,11 @@ def acknowledge(
     db.commit()
     event(log, "task acknowledged", task=task_id, user=staff.user.id, first=bool(changed))
     return see_other(f"/staff/inbox?task={task_id}")
+
+
+def _has_unseen(db: Session, task_id: int, seen: int | None) -> bool:
+    if seen is None:
+        return False
+    db.expire_all()
+    task = db.get(StaffTask, task_id)
+    return task is not None and task.acknowledged_at is None and task.message_count > seen
