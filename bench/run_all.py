@@ -16,8 +16,13 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["plan", "dispatch", "memory", "latency", "rate"]
+BENCHES = ["plan", "dispatch", "memory", "latency", "rate", "inbound", "page", "crisis_screen"]
 PG_AWARE = {"plan", "dispatch"}
+SCRIPTS = {  # others: <name>_bench.py
+    "inbound": "inbound_load.py",
+    "page": "page_latency.py",
+    "crisis_screen": "crisis_screen.py",
+}
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -51,6 +56,27 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             f"rate: max {result['max_in_1s']} sends in any 1 s at {result['rate_per_second']:g}/s: "
             f"{result['verdict']}; two processes: {result['two_processes']['max_in_1s']}"
         ]
+    if name == "inbound":
+        first = result["inbound_first_attempt_s"]
+        return [
+            f"inbound SMS under console load: p50 {first['p50']} s p99 {first['p99']} s: "
+            f"{result['verdict']}; {result['inbound_5xx']} 5xx, {result['inbound_lost']} lost of "
+            f"{result['inbound_sent']}: {result['lost_verdict']}"
+        ]
+    if name == "crisis_screen":
+        return [
+            f"risk screen [{split}]: recall {result[split]['recall']:.1%} (target 99%), false alarms "
+            f"{result[split]['false_alarms']:.1%} (target 5%), p99 {result[split]['ms_per_message']['p99']} ms"
+            for split in ("locked", "locked2", "unseen")
+            if split in result
+        ]
+    if name == "page":
+        page, hook = result["page_latency_s"], result["webhook_response_s"]
+        return [
+            f"inbound-to-page: p50 {page['p50']} s p99 {page['p99']} s: {result['verdict']}; "
+            f"{result['no_alert']} of {result['inbound_sent']} without a page: "
+            f"{result['no_alert_verdict']}; webhook p50 {hook['p50']} s p99 {hook['p99']} s"
+        ]
     return [json.dumps(result)]
 
 
@@ -67,7 +93,7 @@ def main() -> int:
     results: list[dict[str, Any]] = []
     crashed: list[str] = []
     for name in args.only or BENCHES:
-        cmd = [sys.executable, str(HERE / f"{name}_bench.py")]
+        cmd = [sys.executable, str(HERE / SCRIPTS.get(name, f"{name}_bench.py"))]
         if args.quick:
             cmd.append("--quick")
         if args.no_pg and name in PG_AWARE:
