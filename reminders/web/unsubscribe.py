@@ -53,7 +53,7 @@ def _not_found() -> HTMLResponse:
 @router.get("/unsubscribe/{token}")
 def confirm_page(token: str, request: Request) -> HTMLResponse:
     settings: Settings = runtime_of(request).settings
-    with runtime_of(request).session_factory() as db:
+    with runtime_of(request).read_session_factory() as db:  # a page view never takes the write lock
         if read_token(settings, token, db=db) is None:
             return _not_found()
     clinic = escape(settings.clinic_name)
