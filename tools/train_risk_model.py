@@ -60,10 +60,15 @@ def fit(texts: Sequence[str], labels: Sequence[Any], *, multiclass: bool = False
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
 
+    from threadpoolctl import threadpool_limits
+
     vectorizer = DictVectorizer()
     x = vectorizer.fit_transform([features(t) for t in texts])
-    model = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
-    model.fit(x, labels)
+    # One thread and a tight tolerance: the same train files give the same weights on any
+    # machine (tests/integration/test_risk_model.py retrains and compares).
+    model = LogisticRegression(C=C, class_weight="balanced", max_iter=20000, tol=1e-7)
+    with threadpool_limits(limits=1):
+        model.fit(x, labels)
     return vectorizer, model
 
 

@@ -226,7 +226,7 @@ def test_the_locked_splits_are_unchanged() -> None:
     """The locked test split and the unseen set are never edited (their digests are in the
     corpus README): an edit would quietly turn them into tuning data."""
     readme = (CORPUS / "README.md").read_text(encoding="utf-8")
-    for name in ("locked_test.jsonl", "locked_test_2.jsonl", "unseen.jsonl"):
+    for name in ("locked_test.jsonl", "locked_test_2.jsonl", "locked_test_3.jsonl", "unseen.jsonl"):
         digest = hashlib.sha256((CORPUS / name).read_bytes()).hexdigest()
         assert f"`{digest}`" in readme, f"{name} changed or its digest is not recorded"
 

@@ -57,7 +57,8 @@ PATTERNS_ES: list[Pattern] = [
         r"(?:estoy|ando|me encuentro|parad[oa]) (?:en|arriba del|sobre el|encima del) (?:el )?"
         r"(?:puente|techo|azotea|balcon|vias|edificio|orilla)",
         r"(?:tengo|compre|consegui|agarre|cargue|cargada|cargado) (?:una |la |el |mi )?(?:pistola|"
-        r"arma|revolver|escopeta|soga|cuerda|navaja|cuchilla|balas)|(?:pistola|arma) (?:en|a|"
+        r"arma|revolver|escopeta|soga|cuerda|navaja|cuchilla|balas)(?! de (?:trabajo|cocina|caza|"
+        r"carpintero|juguete))|(?:pistola|arma) (?:en|a|"
         r"contra) (?:la|mi) (?:cabeza|boca|sien)",
         r"(?:ahorcarme|colgarme|ahorcarse|colgarse|me (?:voy a|quiero) (?:ahorcar|colgar))|"
         r"(?<!con la )soga(?! al cuello)",
@@ -73,6 +74,12 @@ PATTERNS_ES: list[Pattern] = [
         r"(?:gustaria|quisiera|quiero|ojala|deseo|me encantaria|solo quiero|prefiero) (?:ya )?"
         r"(?:desaparecer|no existir|dejar de existir|morir\w*|no despertar|que se acabe|que (?:ya )?"
         r"no hubiera|irme de este mundo|que me (?:atropell\w*|mat\w*|pase algo))",
+        r"me da igual (?:morir\w*|vivir o morir|si me muero)|ojala fuera hoy|mejor (?:me muero|"
+        r"morirme|me mato|estar muert[oa])|(?:piso|nivel) mas alto\b.{0,30}\b(?:mirando|viendo) "
+        r"(?:abajo|para abajo)|ya tengo (?:fecha|la fecha|el dia|dia y hora)|no voy a estar "
+        r"(?:vivo|viva|aqui para)|(?:me voy a|voy a) quitar la vida|(?:escribi|deje) (?:cartas|una "
+        r"carta|notas) (?:para|a) (?:mis|mi)|(?:alguien|que alguien) (?:vaya|pase|recoja|cuide) "
+        r"(?:por|a) mi (?:perr\w*|gat\w*)|"
         r"(?:no va a|ya no va a) haber (?:proxima|otra|next)|(?:papeles|todo|to|cosas) en orden|"
         r"(?:ya )?arregle todo|no me (?:vuelvan a agendar|agenden mas|agenden)|ya no me manden "
         r"recordatorios|le pido a dios (?:que me lleve|no amanecer|no despertar|que ya me lleve)|"
@@ -93,7 +100,7 @@ PATTERNS_ES: list[Pattern] = [
         r"noche (?:me|lo|se|es)|is the day",
         r"(?:testamento|seguro de vida|ultima voluntad)|(?:di|regale|repart\w*|deje) (?:mi|mis|"
         r"a mi|todas mis) (?:gato|gata|perro|perra|guitarra|ropa|prendas|cosas|joyas|mascotas)|"
-        r"(?:ya )?me despedi|(?:deje|escribi) (?:una|mi|las) (?:carta|cartas|nota|notas)|antes de "
+        r"(?:ya )?me despedi(?! del? (?:trabajo|empleo|jefe|equipo|job))|(?:deje|escribi) (?:una|mi|las) (?:carta|cartas|nota|notas)|antes de "
         r"irme|(?:ya )?no me (?:esperen|busquen|llamen)|no fue (?:su|tu) culpa|(?:te|les) dejo mi "
         r"despedida|gracias por (?:todo|intentarlo)\b.{0,40}\b(?:adios|bye|despido|ya no|irme|"
         r"verdad)|(?:digan|diganle|dile|diles) a mi \w+ que (?:la|lo|los|las) quiero|"
@@ -101,7 +108,8 @@ PATTERNS_ES: list[Pattern] = [
         r"(?:junt\w*|guard\w*|ahorr\w*|acumul\w*|saved up|tengo|consegui|compre) (?:como |unas |"
         r"unos |mis |las |todas (?:mis|las) )?(?:\d+ )?(?:de (?:la|el|las|los) )?(?:\w+ )?"
         r"(?:pastillas|pildoras|fentanilo|cloro|quetiapina|clonazepam|rivotril|pistola|arma|"
-        r"revolver|escopeta|cuchillo|navaja|soga|cuerda|veneno|balas)",
+        r"revolver|escopeta|cuchillo|navaja|soga|cuerda|veneno|balas)(?! de (?:trabajo|cocina|caza|"
+        r"carpintero|juguete|pesca))",
         r"(?:pistola|arma|revolver|escopeta|cuchillo|navaja|cuchilla)\b.{0,30}\b(?:en la mano|"
         r"en la mesa|aqui|en la boca|cargad[oa])|(?:lo|la) tengo en la mano|con la (?:escopeta|"
         r"pistola)|(?:junto|cerca) (?:a|de) las vias|(?:que|q) pase el tren|puerta del (?:garage|"
@@ -113,14 +121,18 @@ PATTERNS_ES: list[Pattern] = [
     *_p(
         "self_harm",
         "es",
-        r"reca\w* (?:con|en) (?:las cortadas|los cortes|cortarme)|cortadas|"
+        r"reca\w* (?:con|en) (?:las cortadas|los cortes|cortarme)|cortadas|me hice (?:cortes|"
+        r"cortadas|heridas)|golpeando la cabeza contra|hasta que sangre|(?:con el|con un) "
+        r"(?:encendedor|cigarro|cigarrillo)|a proposito\b.{0,40}\b(?:pegue|golpee|corte|queme)|"
+        r"(?:pegue|golpee|corte|queme)\b.{0,40}\ba proposito|"
         r"(?:me )?volvi a (?:cortar|quemar|lastimar|hacer dano)|(?:me|se) (?:hice|hizo|ise) dano|"
         r"me di (?:punos|golpes|cabezazos)|cortes (?:frescos|nuevos|en (?:las munecas|los brazos|"
         r"las piernas))|(?:no|ya no) para de sangrar|(?:fotos|foto) de (?:cortes|heridas)",
         r"(?:me|se|te) (?:corte|corto|cortaba|cortó|corta|cortas|estoy cortando|quem\w*|"
-        r"lastim\w*|hice dano|hago dano|hizo dano|golpe\w*|rasgu\w*|rayo|raye)(?! (?:el|la|los|las|"
-        r"un|una|con (?:una|un|el|la) (?:hoja|papel|cuchillo de cocina|lata)|cocinando|afeitando|"
-        r"sin querer|el hair|mi pelo|mi cabello|mi fleco|the hair|my hair))|cortarme|cortarse|"
+        r"lastim\w*|hice dano|hago dano|hizo dano|golpe\w*|rasgu\w*|rayo|raye)(?! (?:(?:el|la|los|"
+        r"las|un|una|mi|mis) (?:pelo|cabello|fleco|flequillo|unas|una|dedo|barba|bigote|puntas|hair|"
+        r"pie|rodilla|lengua)|con (?:una|un|el|la) (?:hoja|papel|cuchillo de cocina|lata|sarten|"
+        r"olla|plancha del pelo)|cocinando|afeitando|sin querer|the hair|my hair))|cortarme|cortarse|"
         r"cortandome|cortandose|quemarme|quemandome|lastimarme|lastimandome|hacerme dano|"
         r"autolesion\w*|auto lesion\w*",
         r"(?:cortes|cortadas|heridas|quemaduras) (?:en|nuevas|frescas|profundas)|"
@@ -135,6 +147,10 @@ PATTERNS_ES: list[Pattern] = [
         r"(?:todas|frasco|caja|muchas|con alcohol|con vino|con cerveza|a proposito|de golpe)",
         r"(?:me )?(?:bebi|tome|he tomado|trague|tomo|tome) (?:media botella de|un vaso de|una "
         r"caja (?:entera )?de|un pote de|un frasco de|todas|las de (?:mi|su) \w+ todas)|"
+        r"(?:me tome|tome|trague)\b.{0,40}\btodas\b|(?:hice|did) (?:una tonteria|something "
+        r"(?:stupid|dumb)) (?:con|with) (?:mis|my) (?:medicinas|pastillas|meds|pills|medicamentos)|"
+        r"(?:todos|todas) (?:los|las) \w+ que (?:tenia|habia)|(?:me tome|tome)\b.{0,40}\b(?:juntos|"
+        r"juntas|de golpe|de una vez)|"
         r"me pase (?:de|con) (?:las |el |la |mis |los )?(?:pastillas|pildoras|fentanilo|"
         r"medicinas|medicamentos|tabletas|clonazepam|rivotril|xanax|alprazolam|dosis)|anticongelante|a proposito\b.{0,30}\b"
         r"(?:pastillas|tome|me pase)|(?:pastillas|me pase|tome)\b.{0,30}\ba proposito|"

@@ -140,7 +140,10 @@ _RESOLVED = re.compile(
     r"\b(?:fine now|ok now|okay now|better now|gone now|all good now|its passed|it passed|"
     r"ya estoy bien|ya paso|ya se me paso|ya estoy mejor|(?:thru|through|por) (?:my|his|her|la) "
     r"(?:nose|nariz)|laugh\w*|de la risa|risa|heat|humidity|calor|the flu|a cold|allergies|"
-    r"gripa|gripe|resfriado|almost|nearly|casi|thought i was going to|pense que)\b"
+    r"gripa|gripe|resfriado|almost|nearly|casi|thought i was going to|pense que|reir\w*|yoga|"
+    r"gym|workout|exercise|stairs|climbing|danced|dancing|pollen|head cold|shift|tired|"
+    r"exhausted|sin desayuno|con la sangre|aguja|agujas|needles?|is that (?:normal|expected)|"
+    r"es normal)\b"
 )
 _SEE_YOU = re.compile(
     r"\b(?:see you|see u|see yall|nos vemos|hasta (?:luego|pronto|la proxima|el|la|manana)|next "
@@ -267,7 +270,7 @@ _ROUTINE = re.compile(
     r"\b(?:as usual|like usual|like always|this morning|this am|last night|como siempre|de siempre|"
     r"hoy temprano|en la manana|as prescribed|as normal|every day|daily|is that (?:ok|okay|fine)|"
     r"thats fine|that is fine|right|esta bien|all good|todo bien)|"
-    r"(?:killing|killed) it|(?:is|are|was) killing me|dying to|dead (?:tired|phone|battery|end)|"
+    r"end (?:this|the) (?:week|month|year|day|session|call|series) (?:on|with)|(?:killing|killed) it|(?:is|are|was) killing me|dying to|dead (?:tired|phone|battery|end)|"
     r"(?:phone|battery|car) (?:is |was )?dead|me muero (?:de|por)|muert[oa] de (?:sueno|"
     r"cansancio|hambre|risa|frio|calor|miedo))"
 )

@@ -100,6 +100,8 @@ def correct(word: str) -> str:
                 best, best_distance = [candidate], distance
             elif distance == best_distance and distance <= limit:
                 best.append(candidate)
+    if len(best) > 1 and len({c[:6] for c in best}) == 1:
+        return min(best, key=len)  # "overdosd": overdose or overdosed, the same word
     return best[0] if len(best) == 1 else word
 
 
@@ -118,7 +120,10 @@ _COMPOUNDS = re.compile(
     r"(?:couch|sofa)|asleep|early|in bed|at \d+)|(?:me )?(?:muero|mori|morir|muerta|muerto|morirme) "
     r"(?:de|por) (?:la )?(?:verguenza|risa|hambre|sueno|ganas|pena|frio|calor|aburrimiento|"
     r"envidia|amor|cansancio|miedo|sed|nervios)|breathe? (?:thru|through) (?:my|his|her|the) nose|"
-    r"(?:respirar|respiro) (?:bien )?por la nariz|can not breathe well)\b"
+    r"(?:respirar|respiro) (?:bien )?por la nariz|can not breathe well|goodbye to (?:this|my|the) "
+    r"(?:depression|anxiety|sadness|old|pain|job|fear)|sobredosis de (?:tamales|comida|azucar|pan|"
+    r"cafe|chocolate|novelas|series|amor|trabajo|dulces|pastel|tacos|netflix)|(?:passed|pass) out "
+    r"(?:after|from) (?:my |the |a )?(?:night |long )?(?:shift|work|exhaustion|gym|workout|nap))\b"
 )
 
 
@@ -133,7 +138,8 @@ def normalise(text: str) -> str:
             out.append(correct(part))
     text = " ".join(out)
     # "not gonna lie" is not a negation of what follows.
-    text = _COMPOUNDS.sub(lambda m: m.group(0).replace(" ", ""), text)
+    # "zz" in front: no pattern can match a compound's word start ("suicid\\w*").
+    text = _COMPOUNDS.sub(lambda m: "zz" + m.group(0).replace(" ", ""), text)
     text = re.sub(r"\bno e\b", "no he", text)
     return re.sub(r"\b(?:not going to lie|not gon lie|no lie|not to lie)\b", "ngl", text)
 

@@ -85,6 +85,15 @@ REWRITES: dict[str, str] = {
     "idk": "i do not know",
     "lfie": "life",
     "buncha": "bunch of",
+    "thru": "through",
+    "throu": "through",
+    "tonights": "tonight is",
+    "evry": "every",
+    "cutt": "cut",
+    "korte": "corte",
+    "kortar": "cortar",
+    "desmalle": "desmaye",
+    "overdosd": "overdosed",
     "tok": "took",
     "pils": "pills",
     "nasido": "nacido",
@@ -140,7 +149,6 @@ REWRITES: dict[str, str] = {
     "xk": "porque",
     "tmb": "tambien",
     "tb": "tambien",
-    "nose": "no se",
     "aki": "aqui",
     "toy": "estoy",
     "stoy": "estoy",
@@ -240,6 +248,9 @@ LEXICON: frozenset[str] = frozenset(
         "cutting",
         "burning",
         "scratching",
+        "scratched",
+        "slammed",
+        "slamming",
         "bleeding",
         "revolver",
         "pistol",
@@ -395,65 +406,15 @@ LEXICON: frozenset[str] = frozenset(
 
 # Everyday words one letter away from a lexicon word: never "corrected" into it.
 COMMON: frozenset[str] = frozenset(
-    [
-        "fridge",
-        "giving",
-        "loving",
-        "moving",
-        "having",
-        "saving",
-        "bridges",
-        "garbage",
-        "letter",
-        "better",
-        "bitter",
-        "butter",
-        "letters",
-        "bills",
-        "tried",
-        "tired",
-        "cutting",
-        "putting",
-        "getting",
-        "setting",
-        "sitting",
-        "burning",
-        "turning",
-        "learning",
-        "parking",
-        "barking",
-        "marking",
-        "passes",
-        "pressed",
-        "presses",
-        "breathe",
-        "thrilled",
-        "skilled",
-        "killer",
-        "filled",
-        "tonights",
-        "toniht",
-        "planted",
-        "planing",
-        "plane",
-        "breast",
-        "beast",
-        "chests",
-        "racing",
-        "facing",
-        "pacing",
-        "placing",
-        "muerte",
-        "suerte",
-        "fuerte",
-        "corto",
-        "carta",
-        "carte",
-        "carga",
-        "cargo",
-        "largo",
-        "morado",
-    ]
+    """
+    painting printing pointing allergies allergy rainbow learning earning warning breaking
+    bleaching speaking cleaning planting painted printed pointed fridge giving loving moving
+    having saving bridges garbage letter better bitter butter letters bills tried tired
+    cutting putting getting setting sitting burning turning learning parking barking marking
+    passes pressed presses breathe thrilled skilled killer filled tonights toniht planted
+    planing plane breast beast chests racing facing pacing placing muerte suerte fuerte
+    corto carta carte carga cargo largo morado
+    """.split()
 )
 
 # "thinkin" -> "thinking": words whose -ing the rules look for.
