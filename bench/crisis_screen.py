@@ -3,8 +3,8 @@
     .venv/bin/python bench/crisis_screen.py [--split locked|unseen|train|all] [--show-misses]
 
 Splits (``corpus/crisis/``, see its README): ``locked`` is the locked test split, written by a
-separate author with a separate brief and never used for tuning; ``locked2`` a second one,
-by another author, measured once at the end; ``unseen`` is a further set,
+separate author with a separate brief and never used for tuning; ``locked2`` and ``locked3``
+more of them, by other authors; ``unseen`` is a further set,
 written by another author, also never used for tuning; ``train`` is what the rules and the
 classifier were built from (figures on it are flattering by construction).
 
@@ -40,6 +40,7 @@ CORPUS = ROOT / "corpus" / "crisis"
 SPLITS = {
     "locked": ["locked_test.jsonl"],
     "locked2": ["locked_test_2.jsonl"],
+    "locked3": ["locked_test_3.jsonl"],
     "unseen": ["unseen.jsonl"],
     "train": sorted(p.name for p in CORPUS.glob("train_*.jsonl")),
 }
@@ -148,12 +149,14 @@ def print_result(split: str, result: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--split", choices=["locked", "locked2", "unseen", "train", "all"], default="all"
+        "--split", choices=["locked", "locked2", "locked3", "unseen", "train", "all"], default="all"
     )
     parser.add_argument("--show-misses", action="store_true", help="train split only")
     parser.add_argument("--quick", action="store_true", help="accepted for run_all; same run")
     args = parser.parse_args()
-    splits = ["locked", "locked2", "unseen", "train"] if args.split == "all" else [args.split]
+    splits = (
+        ["locked", "locked2", "locked3", "unseen", "train"] if args.split == "all" else [args.split]
+    )
     if args.show_misses and splits != ["train"]:
         parser.error("--show-misses is for the train split only (use --split train)")
     screen = risk_screen_for(Settings())

@@ -67,7 +67,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         return [
             f"risk screen [{split}]: recall {result[split]['recall']:.1%} (target 99%), false alarms "
             f"{result[split]['false_alarms']:.1%} (target 5%), p99 {result[split]['ms_per_message']['p99']} ms"
-            for split in ("locked", "locked2", "unseen")
+            for split in ("locked", "locked2", "locked3", "unseen")
             if split in result
         ]
     if name == "page":
