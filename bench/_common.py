@@ -14,8 +14,10 @@ import random
 import resource
 import socket
 import sqlite3
+import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -194,6 +196,34 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # --- databases --------------------------------------------------------------------------------
+
+
+def delay_stats(values: list[float]) -> dict[str, float]:
+    """n, p50, p95, p99, max and min of a list of delays in seconds, rounded to the ms."""
+    return {
+        "n": len(values),
+        "p50": round(percentile(values, 50), 3),
+        "p95": round(percentile(values, 95), 3),
+        "p99": round(percentile(values, 99), 3),
+        "max": round(max(values), 3) if values else float("nan"),
+        "min": round(min(values), 3) if values else float("nan"),
+    }
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    """Until the daemon on ``port`` answers ``/healthz`` 200; fails if it exits first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daemon exited with {proc.returncode} before it was healthy")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError("daemon did not become healthy in time")
 
 
 def fresh_sqlite(path: Path) -> Engine:

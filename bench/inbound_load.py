@@ -47,6 +47,7 @@ from typing import Any
 import httpx
 from _common import (
     bench_dir,
+    delay_stats,
     free_port,
     fresh_sqlite,
     insert_chunked,
@@ -54,9 +55,9 @@ from _common import (
     loadavg,
     machine_info,
     patient_row,
-    percentile,
     report,
     verdict,
+    wait_healthy,
 )
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
@@ -81,29 +82,6 @@ SLOW_TEMPLATE = (
 )
 REPLIES = ["C", "R", "8", "Thanks, see you then", "Can I bring my sister?", "ok", "7/10"]
 _CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
-
-
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daemon exited with {proc.returncode} before it was healthy")
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError("daemon did not become healthy in time")
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50": round(percentile(values, 50), 3),
-        "p99": round(percentile(values, 99), 3),
-        "max": round(max(values), 3) if values else float("nan"),
-    }
 
 
 def seed(engine: Any, patients: int) -> list[str]:
@@ -300,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             proc = subprocess.Popen(
                 [DAEMON, "run"], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        wait_healthy(base, proc)
+        wait_healthy(port, proc)
         load_text = {
             "both": f"logs in {STAFF} at a time and previews a slow template",
             "logins": f"logs in {STAFF} at a time",
@@ -375,18 +353,18 @@ def main(argv: list[str] | None = None) -> int:
             "console": args.console,
             "window_s": window,
             "loadavg_before": load,
-            "inbound_first_attempt_s": stats(inbound.first),
-            "inbound_until_accepted_s": stats(inbound.accepted),
+            "inbound_first_attempt_s": delay_stats(inbound.first),
+            "inbound_until_accepted_s": delay_stats(inbound.accepted),
             "answers": inbound.answers,
             "inbound_5xx": five_xx,
             "inbound_lost": len(lost),
             "inbound_stored_unprocessed": unprocessed,
             "login_waves": waves[0],
-            "logins": stats(login_times),
+            "logins": delay_stats(login_times),
             "login_failures": len(login_failures),
-            "previews": stats(preview_times),
+            "previews": delay_stats(preview_times),
             "preview_codes": sorted(set(preview_codes)),
-            "write_lock_probe_wait_s": stats(probe_waits),
+            "write_lock_probe_wait_s": delay_stats(probe_waits),
         }
         figures["verdict"] = verdict(
             figures["inbound_first_attempt_s"]["p99"], TARGET_P99_S, at_most=True

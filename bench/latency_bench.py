@@ -26,7 +26,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,17 +35,18 @@ from _common import (
     bench_settings,
     consenting_patients,
     daytime_zone,
+    delay_stats,
     due_messages,
     free_port,
     fresh_sqlite,
     insert_locations,
     loadavg,
     machine_info,
-    percentile,
     read_jsonl,
     report,
     seed_policy_fingerprint,
     verdict,
+    wait_healthy,
 )
 from sqlalchemy import func, select
 
@@ -56,32 +56,6 @@ from reminders.planning.policy import load_policy
 
 TARGET_P99_S = 2.0
 DAEMON = str(Path(sys.executable).with_name("reminders"))
-
-
-def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daemon exited with {proc.returncode} before it was healthy")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError("daemon did not become healthy in time")
-
-
-def stats(delays: list[float]) -> dict[str, float]:
-    return {
-        "n": len(delays),
-        "p50": round(percentile(delays, 50), 3),
-        "p95": round(percentile(delays, 95), 3),
-        "p99": round(percentile(delays, 99), 3),
-        "max": round(max(delays), 3) if delays else float("nan"),
-        "min": round(min(delays), 3) if delays else float("nan"),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             "not_sent": sorted(not_sent),
             "pass_interval_s": settings.pass_interval_seconds,
             "loadavg_before": load,
-            "outbox_delay_s": stats(outbox),
-            "provider_delay_s": stats(provider),
+            "outbox_delay_s": delay_stats(outbox),
+            "provider_delay_s": delay_stats(provider),
         }
         figures["verdict"] = verdict(figures["outbox_delay_s"]["p99"], TARGET_P99_S, at_most=True)
         figures["provider_verdict"] = verdict(

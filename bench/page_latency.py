@@ -51,6 +51,7 @@ import httpx
 from _common import (
     bench_dir,
     bench_settings,
+    delay_stats,
     free_port,
     fresh_sqlite,
     insert_chunked,
@@ -58,11 +59,11 @@ from _common import (
     loadavg,
     machine_info,
     patient_row,
-    percentile,
     read_jsonl,
     report,
     seed_policy_fingerprint,
     verdict,
+    wait_healthy,
 )
 from sqlalchemy import Engine, select
 from twilio.request_validator import RequestValidator
@@ -89,31 +90,6 @@ CRISIS_TEXTS = [
     "I'm going to end it all tonight",
     "Quiero morir, ya no puedo más",
 ]
-
-
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daemon exited with {proc.returncode} before it was healthy")
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError("daemon did not become healthy in time")
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50": round(percentile(values, 50), 3),
-        "p95": round(percentile(values, 95), 3),
-        "p99": round(percentile(values, 99), 3),
-        "max": round(max(values), 3) if values else float("nan"),
-        "min": round(min(values), 3) if values else float("nan"),
-    }
 
 
 def seed(engine: Engine, patients: int) -> list[str]:
@@ -292,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             proc = subprocess.Popen(
                 [DAEMON, "run"], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        wait_healthy(base, proc)
+        wait_healthy(port, proc)
         print(
             f"daemon up on port {port} (default pass interval {settings.pass_interval_seconds} s); "
             f"{len(phones)} patients; sending {count} signed crisis texts "
@@ -356,15 +332,17 @@ def main(argv: list[str] | None = None) -> int:
             "pass_interval_s": settings.pass_interval_seconds,
             "loadavg_before": load,
             "answers": answers,
-            "webhook_response_s": stats(responses),
-            "page_latency_s": stats(page),
-            "page_latency_sms_s": stats(since_sent(joined.first_alert_by_channel.get("sms", {}))),
-            "page_latency_email_s": stats(
+            "webhook_response_s": delay_stats(responses),
+            "page_latency_s": delay_stats(page),
+            "page_latency_sms_s": delay_stats(
+                since_sent(joined.first_alert_by_channel.get("sms", {}))
+            ),
+            "page_latency_email_s": delay_stats(
                 since_sent(joined.first_alert_by_channel.get("email", {}))
             ),
-            "sent_to_alert_queued_s": stats(queued),
-            "alert_queued_to_provider_s": stats(handed),
-            "crisis_reply_latency_s": stats(since_sent(joined.reply)),
+            "sent_to_alert_queued_s": delay_stats(queued),
+            "alert_queued_to_provider_s": delay_stats(handed),
+            "crisis_reply_latency_s": delay_stats(since_sent(joined.reply)),
             "alert_lines": joined.alert_lines,
             "not_crisis": not_crisis,
             "no_alert": len(no_alert),
