@@ -59,7 +59,6 @@ def rules_say_crisis(text: str) -> bool:
 def fit(texts: Sequence[str], labels: Sequence[Any], *, multiclass: bool = False) -> Any:
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
-
     from threadpoolctl import threadpool_limits
 
     vectorizer = DictVectorizer()
