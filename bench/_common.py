@@ -12,6 +12,8 @@ import os
 import platform
 import random
 import resource
+import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -633,3 +635,49 @@ def bench_dir(name: str) -> Path:
     base = Path(os.environ.get("BENCH_TMP", "/tmp")) / f"reminders-bench-{name}-{os.getpid()}"
     base.mkdir(parents=True, exist_ok=True)
     return base
+
+
+DAEMON = str(Path(sys.executable).with_name("reminders"))
+
+
+class BenchDaemon:
+    """The real daemon (``reminders run``) in a benchmark's work folder, logging to
+    ``daemon.log`` there."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.log_path = work / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+        """Start it and wait until ``/healthz`` on ``port`` answers."""
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [DAEMON, "run"], cwd=self.work, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_healthy(port, self.proc)
+        return self.proc
+
+    def stop(self) -> None:
+        """SIGTERM, and wait for it to exit."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+@contextmanager
+def bench_daemon(name: str) -> Iterator[BenchDaemon]:
+    """A fresh work folder for a daemon benchmark; on a failure the daemon log's tail goes to
+    stderr; at the end a daemon still running is killed and the folder removed."""
+    daemon = BenchDaemon(bench_dir(name))
+    try:
+        yield daemon
+    except Exception:
+        if daemon.log_path.exists():
+            sys.stderr.write(daemon.log_path.read_text()[-4000:])
+        raise
+    finally:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+        shutil.rmtree(daemon.work, ignore_errors=True)

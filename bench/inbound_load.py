@@ -32,10 +32,7 @@ import os
 import random
 import re
 import secrets
-import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -46,7 +43,7 @@ from typing import Any
 
 import httpx
 from _common import (
-    bench_dir,
+    bench_daemon,
     delay_stats,
     free_port,
     fresh_sqlite,
@@ -57,7 +54,6 @@ from _common import (
     patient_row,
     report,
     verdict,
-    wait_healthy,
 )
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
@@ -67,7 +63,6 @@ from reminders.db.models import InboundMessage, Patient, StaffUser
 from reminders.web.staff.auth import hash_password
 
 TARGET_P99_S = 1.0
-DAEMON = str(Path(sys.executable).with_name("reminders"))
 SMS_PATH = "/webhooks/twilio/sms"
 TWILIO_TIMEOUT_S = 15.0
 RETRIES = 2  # after the first attempt, as a fallback URL would
@@ -250,10 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     rate, window = (8.0, 6.0) if args.quick else (8.0, 40.0)
     print("machine:", machine_info(), flush=True)
 
-    work = bench_dir("inbound")
-    proc: subprocess.Popen[bytes] | None = None
-    log_path = work / "daemon.log"
-    try:
+    with bench_daemon("inbound") as daemon:
+        work = daemon.work
         db_path = work / "inbound.db"
         engine = fresh_sqlite(db_path)
         phones = seed(engine, 50)
@@ -274,11 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 "REMINDERS_ONCALL_EMAILS": "oncall@clinic.test",
             }
         )
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [DAEMON, "run"], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_healthy(port, proc)
+        daemon.start(env, port)
         load_text = {
             "both": f"logs in {STAFF} at a time and previews a slow template",
             "logins": f"logs in {STAFF} at a time",
@@ -332,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             t.join()
         inbound.client.close()
         time.sleep(1.0)  # let the last processing commit
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        daemon.stop()
 
         with make_session_factory(engine)() as db:
             rows = db.execute(
@@ -390,15 +378,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  previews (s): {figures['previews']} codes {figures['preview_codes']}", flush=True)
         print(f"  write-lock probe wait (s): {figures['write_lock_probe_wait_s']}", flush=True)
         report("inbound", figures)
-    except Exception:
-        if log_path.exists():
-            sys.stderr.write(log_path.read_text()[-4000:])
-        raise
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -21,17 +21,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from _common import (
-    bench_dir,
+    bench_daemon,
     bench_settings,
     consenting_patients,
     daytime_zone,
@@ -46,7 +42,6 @@ from _common import (
     report,
     seed_policy_fingerprint,
     verdict,
-    wait_healthy,
 )
 from sqlalchemy import func, select
 
@@ -55,7 +50,6 @@ from reminders.db.models import Message
 from reminders.planning.policy import load_policy
 
 TARGET_P99_S = 2.0
-DAEMON = str(Path(sys.executable).with_name("reminders"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,10 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     count, spread = (60, 10.0) if args.quick else (600, 60.0)
     print("machine:", machine_info(), flush=True)
 
-    work = bench_dir("latency")
-    proc: subprocess.Popen[bytes] | None = None
-    log_path = work / "daemon.log"
-    try:
+    with bench_daemon("latency") as daemon:
+        work = daemon.work
         db_path = work / "latency.db"
         engine = fresh_sqlite(db_path)
         settings = bench_settings()
@@ -92,11 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 "REMINDERS_ONCALL_EMAILS": "oncall@example.org",
             }
         )
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [DAEMON, "run"], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_healthy(port, proc)
+        proc = daemon.start(env, port)
         print(
             f"daemon up on port {port} (default pass interval {settings.pass_interval_seconds} s); "
             f"inserting {count} messages due over the next {spread:.0f} s",
@@ -129,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             if proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {proc.returncode} during the run")
             time.sleep(1.0)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        daemon.stop()
 
         with factory() as db:
             rows = db.execute(
@@ -168,15 +155,6 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         report("latency", figures)
-    except Exception:
-        if log_path.exists():
-            sys.stderr.write(log_path.read_text()[-4000:])
-        raise
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -34,9 +34,6 @@ import argparse
 import os
 import random
 import secrets
-import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -49,7 +46,7 @@ from typing import Any
 
 import httpx
 from _common import (
-    bench_dir,
+    bench_daemon,
     bench_settings,
     delay_stats,
     free_port,
@@ -63,7 +60,6 @@ from _common import (
     report,
     seed_policy_fingerprint,
     verdict,
-    wait_healthy,
 )
 from sqlalchemy import Engine, select
 from twilio.request_validator import RequestValidator
@@ -73,7 +69,6 @@ from reminders.db.models import InboundMessage, Message, Patient, StaffTask
 from reminders.planning.policy import load_policy
 
 TARGET_P99_S = 5.0
-DAEMON = str(Path(sys.executable).with_name("reminders"))
 SMS_PATH = "/webhooks/twilio/sms"
 TWILIO_TIMEOUT_S = 15.0
 GAP_S = (0.5, 1.0)  # between two inbound messages, uniform
@@ -237,10 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     count = args.messages or (10 if args.quick else 60)
     print("machine:", machine_info(), flush=True)
 
-    work = bench_dir("page")
-    proc: subprocess.Popen[bytes] | None = None
-    log_path = work / "daemon.log"
-    try:
+    with bench_daemon("page") as daemon:
+        work = daemon.work
         db_path = work / "page.db"
         dry = work / "dry"
         engine = fresh_sqlite(db_path)
@@ -264,11 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 "REMINDERS_ONCALL_EMAILS": ONCALL_EMAIL,
             }
         )
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [DAEMON, "run"], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_healthy(port, proc)
+        proc = daemon.start(env, port)
         print(
             f"daemon up on port {port} (default pass interval {settings.pass_interval_seconds} s); "
             f"{len(phones)} patients; sending {count} signed crisis texts "
@@ -299,8 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             if proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {proc.returncode} during the run")
             time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        daemon.stop()
         joined = join(engine, dry)
 
         sent_at = {s.sid: s.sent_at for s in inbound.sent}
@@ -376,15 +364,6 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         report("page", figures)
-    except Exception:
-        if log_path.exists():
-            sys.stderr.write(log_path.read_text()[-4000:])
-        raise
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
