@@ -63,8 +63,8 @@ def fit(texts: Sequence[str], labels: Sequence[Any], *, multiclass: bool = False
 
     vectorizer = DictVectorizer()
     x = vectorizer.fit_transform([features(t) for t in texts])
-    # One thread and a tight tolerance: the same train files give the same weights on any
-    # machine (tests/integration/test_risk_model.py retrains and compares).
+    # One thread and a tight tolerance, so that the same train files give the same scores
+    # (tests/integration/test_risk_model.py retrains and compares them).
     model = LogisticRegression(C=C, class_weight="balanced", max_iter=20000, tol=1e-7)
     with threadpool_limits(limits=1):
         model.fit(x, labels)

@@ -1,8 +1,12 @@
-"""The shipped classifier weights are exactly what the train split gives (nothing else went in).
+"""The shipped classifier is what the train split gives (nothing else went in, nothing stale).
 
-Retrains with scikit-learn (about 25 s) and compares with ``reminders/defaults/risk_model.json``
-within rounding: a change to the normalisation, the features or the train files without
-running ``tools/train_risk_model.py`` fails here.
+Retrains with scikit-learn (about 12 s) and compares the result with
+``reminders/defaults/risk_model.json`` by what it does: its probability for every train
+message, its crisis votes and its categories. The weights themselves are not compared: the
+fit leaves some freedom along nearly flat directions (runs under different CPU load end a
+few tenths apart on a few weights) while the scores agree. A change to the normalisation,
+the features or the train files without running ``tools/train_risk_model.py`` moves the
+scores and fails here.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from reminders.conversations.risk.model import RiskModel
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "reminders" / "defaults" / "risk_model.json"
@@ -30,31 +36,27 @@ def _trainer() -> Any:
     return module
 
 
-def _close(a: dict[str, Any], b: dict[str, Any], tolerance: float) -> list[str]:
-    differ = []
-    for key in a.keys() | b.keys():
-        x, y = a.get(key, 0.0), b.get(key, 0.0)
-        xs = x if isinstance(x, list) else [x]
-        ys = y if isinstance(y, list) else [y]
-        if len(xs) != len(ys) or any(abs(p - q) > tolerance for p, q in zip(xs, ys, strict=False)):
-            differ.append(key)
-    return differ
-
-
-def test_the_shipped_weights_are_what_the_train_split_gives() -> None:
+def test_the_shipped_model_is_what_the_train_split_gives() -> None:
     pytest.importorskip("sklearn")
     trainer = _trainer()
-    shipped = json.loads(MODEL.read_text(encoding="utf-8"))
+    shipped_data = json.loads(MODEL.read_text(encoding="utf-8"))
     rows = trainer.load_train()
-    assert all(r["label"] in {"crisis", "review", "ordinary"} for r in rows)
-    rebuilt = trainer.export(rows, shipped["threshold"], shipped["review_threshold"])
-    assert rebuilt["trained_on"] == shipped["trained_on"]
-    assert rebuilt["messages"] == shipped["messages"]
-    assert "locked_test.jsonl" not in rebuilt["trained_on"]
-    assert "unseen.jsonl" not in rebuilt["trained_on"]
-    differ = _close(rebuilt["crisis"]["weights"], shipped["crisis"]["weights"], 2e-3)
-    assert len(differ) <= 5, f"{len(differ)} crisis weights differ, e.g. {sorted(differ)[:5]}"
-    assert abs(rebuilt["crisis"]["bias"] - shipped["crisis"]["bias"]) < 2e-3
-    assert rebuilt["category"]["classes"] == shipped["category"]["classes"]
-    differ = _close(rebuilt["category"]["weights"], shipped["category"]["weights"], 2e-2)
-    assert len(differ) <= 5, f"{len(differ)} category weights differ"
+    rebuilt_data = trainer.export(rows, shipped_data["threshold"], shipped_data["review_threshold"])
+    assert rebuilt_data["trained_on"] == shipped_data["trained_on"]
+    assert rebuilt_data["messages"] == shipped_data["messages"] == len(rows)
+    assert not {"locked_test.jsonl", "unseen.jsonl"} & set(rebuilt_data["trained_on"])
+    assert rebuilt_data["category"]["classes"] == shipped_data["category"]["classes"]
+
+    shipped, rebuilt = RiskModel.from_json(shipped_data), RiskModel.from_json(rebuilt_data)
+    texts = [trainer.normalised(r["text"]) for r in rows]
+    drift = [abs(shipped.probability(t) - rebuilt.probability(t)) for t in texts]
+    assert max(drift) < 0.1, f"probabilities moved by up to {max(drift):.3f}: retrain"
+    votes = sum(
+        (shipped.probability(t) >= shipped.threshold)
+        != (rebuilt.probability(t) >= rebuilt.threshold)
+        for t in texts
+    )
+    assert votes <= len(texts) // 1000, f"{votes} crisis votes differ: retrain"
+    crisis = [t for t, r in zip(texts, rows, strict=True) if r["label"] == "crisis"]
+    categories = sum(shipped.category(t) != rebuilt.category(t) for t in crisis)
+    assert categories <= len(crisis) // 100, f"{categories} categories differ: retrain"
