@@ -115,6 +115,18 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     stalled_after_seconds: float = Field(default=300.0, gt=0)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    # Each provider request (send or lookup) gives up after this long; a send that times out
+    # after the request went out is in doubt, and reconciled, never re-sent blindly.
+    provider_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # The reconcile pass: how often it looks at in-doubt sends; when a Twilio message absent
+    # from the provider's list is sent again (counted from when its send began); how long an
+    # email send with no provider event waits before the in-doubt rule applies, and the rule
+    # (resend once, or a staff task only); and when anything still unresolved becomes a task.
+    reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    reconcile_resend_after_seconds: float = Field(default=300.0, ge=0)
+    email_in_doubt_window_seconds: float = Field(default=900.0, ge=0)
+    email_in_doubt_rule: Literal["resend", "task"] = "resend"
+    in_doubt_task_after_seconds: float = Field(default=3600.0, gt=0)
     worker_id: str | None = None
 
     # Clinic database source (read-only SQL per entity); see README "Connecting a clinic database".

@@ -1,4 +1,5 @@
-"""The worker: small named steps (sync, plan, safety, dispatch) and the daemon that runs them.
+"""The worker: small named steps (sync, plan, safety, dispatch, reconcile) and the daemon that
+runs them.
 
 APScheduler only triggers the periodic passes (in-memory job store, ``max_instances=1``,
 ``coalesce=True``); all durable state is in the database, so any pass can crash or be
@@ -25,6 +26,7 @@ from reminders.conversations.safety import run_safety_checks
 from reminders.conversations.sweep import process_stranded
 from reminders.db.models import WorkerState
 from reminders.dispatch.dispatcher import Dispatcher, DispatchReport
+from reminders.dispatch.reconcile import Reconciler, ReconcileReport
 from reminders.logs import event
 from reminders.metrics import PASS_SECONDS
 from reminders.planning.plan_pass import PlanReport, plan_pass
@@ -46,6 +48,7 @@ class TickSummary:
     plan: PlanReport = field(default_factory=PlanReport)
     safety: int = 0
     dispatch: DispatchReport = field(default_factory=DispatchReport)
+    reconcile: ReconcileReport = field(default_factory=ReconcileReport)
 
     def line(self) -> str:
         parts = []
@@ -55,6 +58,8 @@ class TickSummary:
         if self.safety:
             parts.append(f"{self.safety} safety items")
         parts.append(self.dispatch.line())
+        if self.reconcile.handled:
+            parts.append(self.reconcile.line())
         return "; ".join(parts)
 
 
@@ -70,6 +75,13 @@ class Worker:
         self.dispatcher = Dispatcher(
             settings=self.settings,
             policy=runtime.policy,
+            session_factory=runtime.session_factory,
+            providers=providers,
+            owner=self.owner,
+            clock=self.clock,
+        )
+        self.reconciler = Reconciler(
+            settings=self.settings,
             session_factory=runtime.session_factory,
             providers=providers,
             owner=self.owner,
@@ -122,6 +134,10 @@ class Worker:
         self._record_pass(now or self.clock())
         return report
 
+    def reconcile_step(self, now: datetime | None = None) -> ReconcileReport:
+        with PASS_SECONDS.labels("reconcile").time():
+            return self.reconciler.run_pass(now)
+
     def _record_pass(self, at: datetime) -> None:
         with self.runtime.session_factory() as db:
             state = db.get(WorkerState, "last_pass_at")
@@ -137,6 +153,7 @@ class Worker:
         summary.plan = self.plan_step(now)
         summary.safety = self.safety_step(now)
         summary.dispatch = self.dispatch_step(now)
+        summary.reconcile = self.reconcile_step(now)
         return summary
 
 
@@ -190,6 +207,7 @@ def run_daemon(runtime: Runtime) -> int:
         "plan": (worker.plan_step, settings.plan_interval_seconds),
         "safety": (worker.safety_step, settings.pass_interval_seconds),
         "dispatch": (worker.dispatch_step, settings.pass_interval_seconds),
+        "reconcile": (worker.reconcile_step, settings.reconcile_interval_seconds),
     }
     now = datetime.now(UTC)
     for name, (step, interval) in jobs.items():

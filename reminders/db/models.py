@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -100,6 +101,11 @@ class TreatmentSession(Base):
 # --- worker tables ---------------------------------------------------------------------------
 
 
+MESSAGE_STATUS_CHECK = (
+    "status IN ('planned', 'sending', 'sent', 'delivered', 'failed', 'cancelled', 'skipped')"
+)
+
+
 class Message(Base):
     """The outbox: one row per message, written before anything is sent."""
 
@@ -107,6 +113,9 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_due", "status", "due_at"),
         Index("ix_messages_session", "session_id", "channel"),
+        # The statuses and their moves are reminders.outbox.status (a unit test keeps this the
+        # same as its list); no other value gets in.
+        CheckConstraint(MESSAGE_STATUS_CHECK, name="status"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -145,6 +154,11 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
     delivered_at: Mapped[datetime | None] = mapped_column()
+    # The latest provider call: when it began and the address it went to (what reconciling an
+    # in-doubt send asks the provider about), and how many times an in-doubt send was re-sent.
+    sending_at: Mapped[datetime | None] = mapped_column()
+    sent_to: Mapped[str | None] = mapped_column(String(320))
+    resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class TemplateVersion(Base):

@@ -3,9 +3,22 @@
 Claims, leases and every status change are in :mod:`reminders.outbox.store`; the checks
 at send time in :mod:`reminders.dispatch.checks`; rendering in
 :mod:`reminders.dispatch.compose`; what to do after a provider error in
-:mod:`reminders.dispatch.retry`. A claimed message not yet marked ``sending`` is simply
-re-claimed when its lease expires; one marked ``sending`` whose outcome was never
-recorded stays in doubt, visible and never silently re-sent.
+:mod:`reminders.dispatch.retry`.
+
+The order of a send is what keeps a message from being lost or sent twice:
+
+1. its provider's rate slot is taken while the row is still ``planned`` (a crash while
+   waiting leaves it ``planned``, re-claimed when its lease expires);
+2. the row becomes ``sending`` (committed) with the text, the address and a lease covering
+   the call;
+3. the provider is called: the only moment a message can be in doubt;
+4. the outcome is written, retried until the database answers.
+
+A database error is never the message's fault: before the call the row stays ``planned``;
+after it the outcome write is retried, and if the process dies first the row is in doubt,
+for a provider report or the reconcile pass (:mod:`reminders.dispatch.reconcile`). A lost
+answer (reset, read timeout) is in doubt too, never retried blindly. Each channel is claimed
+and sent by its own loop and threads, so a slow provider never holds another's messages.
 """
 
 from __future__ import annotations
@@ -13,12 +26,14 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.db.engine import make_read_session_factory
@@ -29,14 +44,22 @@ from reminders.dispatch.compose import TemplateCache, render_outgoing
 from reminders.dispatch.facts import read_facts
 from reminders.logs import event
 from reminders.metrics import MESSAGES_SENT, PROVIDER_ERRORS
-from reminders.outbox import store
+from reminders.outbox import settle, store
 from reminders.outbox.consent import set_opt_out
-from reminders.outbox.status import PATIENT_KINDS
+from reminders.outbox.status import PATIENT_KINDS, target
 from reminders.planning.policy import Policy
 from reminders.providers.base import OutcomeUnknown, OutgoingMessage, Provider, ProviderError
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# While stopping, an outcome write is retried this long before the row is left in doubt.
+STOP_WRITE_SECONDS = 15.0
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    """A database that is away (restarting, locked, the connection dropped), not a bad query."""
+    return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
 
 
 @dataclass
@@ -49,6 +72,7 @@ class DispatchReport:
     retrying: int = 0
     in_doubt: int = 0
     lost_lease: int = 0
+    interrupted: int = 0  # the database failed before the provider call: still planned
 
     def add(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -66,6 +90,7 @@ class DispatchReport:
             f"sent {self.sent}, failed {self.failed}, skipped {self.skipped}, cancelled {self.cancelled}, "
             f"deferred {self.deferred}, retrying {self.retrying}"
             + (f", in doubt {self.in_doubt}" if self.in_doubt else "")
+            + (f", interrupted {self.interrupted}" if self.interrupted else "")
         )
 
 
@@ -81,10 +106,11 @@ class Job:
 
 @dataclass
 class Dispatcher:
-    """Sends due messages. A pass claims a batch, reads everything the checks need in a
-    few queries, applies the non-send outcomes together, renders, then sends each message
-    with its own two small commits (``sending`` before the provider call, the outcome
-    after), on a bounded pool of threads that overlaps the providers' network time."""
+    """Sends due messages. A pass runs one loop per channel at the same time; each claims a
+    batch of its channel, reads everything the checks need in a few queries, applies the
+    non-send outcomes together, renders, then sends each message with its own two small
+    commits (``sending`` before the provider call, the outcome after), on the channel's
+    bounded pool of threads that overlaps the provider's network time."""
 
     settings: Settings
     policy: Policy
@@ -95,20 +121,55 @@ class Dispatcher:
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self._pool = ThreadPoolExecutor(
-            max_workers=self.settings.send_concurrency, thread_name_prefix="send"
+        self._pools = {
+            channel: ThreadPoolExecutor(
+                max_workers=self.settings.send_concurrency, thread_name_prefix=f"send-{channel}"
+            )
+            for channel in self.providers
+        }
+        self._loops = ThreadPoolExecutor(
+            max_workers=max(len(self.providers), 1), thread_name_prefix="dispatch"
         )
         self._rng = random.Random()
+        self._fallbacks = threading.Event()
         bind = self.session_factory.kw.get("bind")
         self._reader = make_read_session_factory(bind) if bind is not None else self.session_factory
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._loops.shutdown(wait=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=True)
 
-    # A pass: claim and process batches until nothing is due (or we are stopping).
+    # A pass: each channel claims and sends batches until nothing is due (or we are stopping).
     def run_pass(self, now: datetime | None = None) -> DispatchReport:
         report = DispatchReport()
         templates = TemplateCache(self.settings, self._reader)
+        while True:
+            self._fallbacks.clear()
+            loops = [
+                self._loops.submit(self._run_channel, channel, now, templates)
+                for channel in self.providers
+            ]
+            for loop in loops:
+                report.merge(loop.result())
+            # A fallback queued on a channel whose loop had already finished goes out now.
+            if not self._fallbacks.is_set() or self.stopping.is_set():
+                return report
+
+    def claim_limit(self, provider: Provider) -> int:
+        """A batch small enough to go out well within its lease at the provider's rate (at
+        1 message/s and a 120-s lease, 30 messages), so claimed rows do not sit past it."""
+        batch = self.settings.dispatch_batch_size
+        rate = provider.limiter.rate
+        if rate <= 0:
+            return batch
+        return max(1, min(batch, int(rate * self.settings.lease_seconds / 4)))
+
+    def _run_channel(
+        self, channel: str, now: datetime | None, templates: TemplateCache
+    ) -> DispatchReport:
+        report = DispatchReport()
+        limit = self.claim_limit(self.providers[channel])
         while not self.stopping.is_set():
             at = now or self.clock()
             with self.session_factory() as db:
@@ -116,8 +177,9 @@ class Dispatcher:
                     db,
                     now=at,
                     owner=self.owner,
-                    limit=self.settings.dispatch_batch_size,
+                    limit=limit,
                     lease=timedelta(seconds=self.settings.lease_seconds),
+                    channel=channel,
                 )
             if not ids:
                 break
@@ -127,7 +189,7 @@ class Dispatcher:
                 log.exception("dispatch batch failed", extra={"fields": {"messages": len(ids)}})
                 self._release_all(ids)
                 break
-            for outcome in self._pool.map(self._deliver, jobs, [at] * len(jobs)):
+            for outcome in self._pools[channel].map(self._deliver, jobs, [at] * len(jobs)):
                 report.add(outcome)
         return report
 
@@ -222,51 +284,96 @@ class Dispatcher:
             store.finish(
                 db,
                 msg.id,
-                status="skipped",
+                event="skip",
                 reason=f"{verdict.reason}; fell back to {rule.fallback}",
             )
             store.add_fallback(db, msg, rule.fallback, now)
             return "skipped"
-        status = {"cancel": "cancelled", "fail": "failed"}.get(verdict.action, "skipped")
-        store.finish(db, msg.id, status=status, reason=verdict.reason)
-        return status
+        move = {"cancel": "cancel", "fail": "fail_unsent"}.get(verdict.action, "skip")
+        store.finish(db, msg.id, event=move, reason=verdict.reason)
+        return target(move)
 
     def _release_all(self, ids: list[int]) -> None:
-        with self.session_factory() as db:
-            store.release(db, ids, owner=self.owner)
-            db.commit()
+        try:
+            with self.session_factory() as db:
+                store.release(db, ids, owner=self.owner)
+                db.commit()
+        except DBAPIError:
+            # The database is down: the leases expire and the rows are claimed again.
+            event(log, "could not release claimed messages", logging.WARNING, messages=len(ids))
+
+    def _write(self, what: str, message_id: int, change: Callable[[Session], object]) -> bool:
+        """Run ``change`` and commit, retrying while the database does not answer: an outcome
+        the provider gave must not be lost to a database restart. Gives up only when the worker
+        is stopping and the database has not answered for a while (the row is then in doubt,
+        for the reconcile pass)."""
+        delay, waited = 0.1, 0.0
+        while True:
+            try:
+                with self.session_factory() as db:
+                    change(db)
+                    db.commit()
+                if waited:
+                    event(log, "outcome written after a database outage", id=message_id, what=what)
+                return True
+            except DBAPIError as exc:
+                if not _retryable(exc) or (self.stopping.is_set() and waited >= STOP_WRITE_SECONDS):
+                    log.error(
+                        "could not record a send outcome",
+                        extra={"fields": {"id": message_id, "what": what}},
+                    )
+                    return False
+                if not waited:
+                    event(
+                        log,
+                        "database unavailable, retrying an outcome write",
+                        logging.WARNING,
+                        id=message_id,
+                        what=what,
+                        error=type(exc.orig).__name__,
+                    )
+                time.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 5.0)
 
     # -- sending --------------------------------------------------------------------------------
 
     def _deliver(self, job: Job, now: datetime) -> str:
-        """Mark ``sending`` (committed), call the provider, record the outcome."""
+        """Take the rate slot, mark ``sending`` (committed), call the provider, record."""
         msg = job.msg
+        # The wait for the provider's slot happens while the row is still ``planned``.
+        if not job.provider.throttle(self.stopping):
+            self._release_all([msg.id])
+            return "lost_lease"
         try:
-            if self.stopping.is_set():
-                self._release_all([msg.id])
-                return "lost_lease"
             with self.session_factory() as db:
                 marked = store.mark_sending(
                     db,
                     msg.id,
                     owner=self.owner,
                     provider=job.provider.name,
+                    to=job.outgoing.to,
                     subject=job.outgoing.subject,
                     body=job.outgoing.body,
                     language=job.language,
+                    at=max(now, self.clock()),
+                    in_flight=timedelta(seconds=self.settings.provider_timeout_seconds + 30),
                 )
                 db.commit()
-            if not marked:
-                return "lost_lease"  # cancelled or re-planned meanwhile: not ours to send
-            return self._send(job.provider, msg, job.outgoing, msg.attempts + 1, now)
-        except Exception as exc:  # noqa: BLE001 - one bad message never stops the others
-            log.exception("dispatch error", extra={"fields": {"id": msg.id}})
-            with self.session_factory() as db:
-                store.finish(
-                    db, msg.id, status="failed", reason=f"internal_error: {type(exc).__name__}"
-                )
-                db.commit()
-            return "failed"
+        except DBAPIError as exc:
+            # Not sent: the row is still planned (or, if the commit landed unseen, in doubt
+            # with no provider call, which the reconcile pass finds absent and re-sends).
+            event(
+                log,
+                "database error before sending",
+                logging.WARNING,
+                id=msg.id,
+                error=type(exc.orig).__name__,
+            )
+            return "interrupted"
+        if not marked:
+            return "lost_lease"  # cancelled or re-planned meanwhile: not ours to send
+        return self._send(job.provider, msg, job.outgoing, msg.attempts + 1, now)
 
     def _send(
         self,
@@ -277,7 +384,6 @@ class Dispatcher:
         now: datetime,
     ) -> str:
         try:
-            provider.throttle()
             provider_id = provider.send(outgoing)
         except OutcomeUnknown as exc:
             PROVIDER_ERRORS.labels(provider.name, exc.code or "none", "unknown").inc()
@@ -290,23 +396,18 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - an adapter bug: outcome unknown, do not resend blindly
             PROVIDER_ERRORS.labels(provider.name, "exception", "unknown").inc()
             log.exception("provider raised", extra={"fields": {"id": msg.id}})
-            with self.session_factory() as db:
-                store.finish(
-                    db,
-                    msg.id,
-                    status="failed",
-                    reason=f"provider_exception: {type(exc).__name__}",
-                    from_status="sending",
-                )
-                db.commit()
-            return "failed"
+            unknown = OutcomeUnknown(f"provider raised {type(exc).__name__}", code="exception")
+            return self._record_in_doubt(msg, unknown, now)
         MESSAGES_SENT.labels(msg.channel, provider.name).inc()
-        sent_at = max(
-            now, self.clock()
-        )  # when the provider accepted it (the pass's clock under tick --now)
-        with self.session_factory() as db:
-            store.mark_sent(db, msg.id, provider_message_id=provider_id, sent_at=sent_at)
-            db.commit()
+        # When the provider accepted it (the pass's clock under tick --now).
+        sent_at = max(now, self.clock())
+        self._write(
+            "sent",
+            msg.id,
+            lambda db: store.mark_sent(
+                db, msg.id, provider_message_id=provider_id, sent_at=sent_at
+            ),
+        )
         event(
             log,
             "message sent",
@@ -318,17 +419,19 @@ class Dispatcher:
         return "sent"
 
     def _record_in_doubt(self, msg: Message, exc: ProviderError, now: datetime) -> str:
-        """Left ``sending`` with an expired lease: visible as in doubt, never re-sent blindly.
-        A delivery callback (it carries the outbox id) settles it either way."""
-        with self.session_factory() as db:
-            store.mark_in_doubt(
+        """Left ``sending`` with an expired lease: in doubt, for a provider report or the
+        reconcile pass to settle; never re-sent blindly."""
+        self._write(
+            "in doubt",
+            msg.id,
+            lambda db: settle.mark_in_doubt(
                 db,
                 msg.id,
-                reason=f"in doubt: {exc} ({exc.code}); not re-sent",
+                reason=f"in doubt: {exc} ({exc.code}); being reconciled",
                 error_code=exc.code,
                 now=now,
-            )
-            db.commit()
+            ),
+        )
         event(log, "send outcome unknown", level=logging.WARNING, id=msg.id, code=exc.code)
         return "in_doubt"
 
@@ -345,22 +448,23 @@ class Dispatcher:
             max_seconds=s.retry_max_seconds,
             rng=self._rng,
         )
-        with self.session_factory() as db:
-            if decision.retry_at is not None:
-                store.schedule_retry(db, msg.id, at=decision.retry_at, error_code=code)
-                db.commit()
-                event(log, "transient error, will retry", id=msg.id, code=code, attempt=attempts)
-                return "retrying"
-            store.finish(
-                db,
+        if decision.retry_at is not None:
+            retry_at = decision.retry_at
+            self._write(
+                "retry",
                 msg.id,
-                status="failed",
-                reason=decision.reason,
-                error_code=code,
-                from_status="sending",
+                lambda db: store.schedule_retry(db, msg.id, at=retry_at, error_code=code),
             )
+            event(log, "transient error, will retry", id=msg.id, code=code, attempt=attempts)
+            return "retrying"
+        fallback = False
+
+        def failed(db: Session) -> None:
+            nonlocal fallback
+            store.finish(db, msg.id, event="refused", reason=decision.reason, error_code=code)
             fallback = self._apply_effect(db, msg, exc)
-            db.commit()
+
+        self._write("failed", msg.id, failed)
         event(
             log, "send failed", level=logging.WARNING, id=msg.id, code=code, permanent=exc.permanent
         )
@@ -393,3 +497,4 @@ class Dispatcher:
         with self.session_factory() as db:
             store.add_fallback(db, msg, rule.fallback, now)
             db.commit()
+        self._fallbacks.set()

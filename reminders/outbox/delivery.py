@@ -1,12 +1,14 @@
 """Applying provider delivery reports to the outbox and to recipients.
 
-Rules for a message's status (the dispatcher owns ``planned`` -> ``sending`` -> ``sent``):
+Rules for a message's status (the moves are the ``report_*`` events of
+:mod:`reminders.outbox.status`):
 
 - Reports only act on messages handed to a provider (``sending``, ``sent``, ``delivered``,
   ``failed``); ``planned``, ``cancelled`` and ``skipped`` rows are never touched.
-- Intermediate reports (queued, accepted, sending, sent, deferred...) never change the
-  status: the dispatcher records ``sent`` itself, and letting a webhook write it too would
-  race with the dispatcher's own update.
+- A report that proves the provider accepted the message (Twilio ``queued``, ``sent``...;
+  SendGrid ``processed``) settles a ``sending`` row as ``sent``: that is how a send whose
+  answer was lost (in doubt) is settled without asking the provider. On a ``sent`` row it
+  changes nothing, so it never races with the dispatcher's own write of ``sent``.
 - ``delivered`` is final. A ``failed`` report after it changes nothing (for email a late
   bounce still marks the address unusable; that is a fact about the address, not the row).
 - ``failed`` may still become ``delivered``: a delivery report is proof, and providers can
@@ -23,28 +25,47 @@ from sqlalchemy.orm import Session
 
 from reminders.db.models import Message, Patient
 from reminders.outbox.consent import normalise_address
-from reminders.outbox.status import HANDED_OVER
+from reminders.outbox.status import allowed, target
 
 REASON_MAX = 200
 
 
+def apply_accepted(message: Message, *, provider_message_id: str | None, at: datetime) -> bool:
+    """The provider has the message: a ``sending`` row becomes ``sent``; True if it changed."""
+    if not allowed(message.status, "report_accepted"):
+        return False
+    message.status = target("report_accepted")
+    if provider_message_id and not message.provider_message_id:
+        message.provider_message_id = provider_message_id[:255]
+    message.sent_at = message.sent_at or message.sending_at or at
+    message.reason = None
+    message.lease_owner = None
+    message.lease_until = None
+    return True
+
+
 def apply_delivered(message: Message, *, at: datetime) -> bool:
     """Move to ``delivered``; True if the row changed."""
-    if message.status not in HANDED_OVER or message.status == "delivered":
+    if not allowed(message.status, "report_delivered"):
         return False
-    message.status = "delivered"
+    message.status = target("report_delivered")
     message.delivered_at = at
+    message.sent_at = message.sent_at or message.sending_at or at
     message.reason = None
+    message.lease_owner = None
+    message.lease_until = None
     return True
 
 
 def apply_failed(message: Message, *, error_code: str | None, reason: str) -> bool:
     """Move to ``failed`` with the provider's code; True if the row changed."""
-    if message.status not in ("sending", "sent"):
+    if not allowed(message.status, "report_failed"):
         return False
-    message.status = "failed"
+    message.status = target("report_failed")
     message.error_code = (error_code or None) and error_code[:64]
     message.reason = reason[:REASON_MAX]
+    message.lease_owner = None
+    message.lease_until = None
     return True
 
 

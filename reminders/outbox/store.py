@@ -3,13 +3,15 @@ dispatcher make goes through here, each conditional on the row's state.
 
 - Inserts skip dedupe keys that exist (``ON CONFLICT DO NOTHING``), so planning twice, or
   in two workers at once, inserts nothing new.
-- A claim is a lease on the row (``lease_owner``, ``lease_until``): PostgreSQL uses
-  ``FOR UPDATE SKIP LOCKED`` so several workers share the outbox; SQLite relies on
-  ``BEGIN IMMEDIATE`` (one host). A claimed message is marked ``sending`` (committed)
-  just before the provider is called, and ``sent`` after; a crash in between leaves it
-  ``sending`` with an expired lease (in doubt), visible and never silently re-sent.
-- Every update names the status it expects (``planned``, ``sending``...), so a row that
-  moved on meanwhile (cancelled, re-planned, delivered) is left alone.
+- A claim is a lease on the row (``lease_owner``, ``lease_until``), per channel, so a slow
+  provider never holds another's messages: PostgreSQL uses ``FOR UPDATE SKIP LOCKED`` so
+  several workers share the outbox; SQLite relies on ``BEGIN IMMEDIATE`` (one host). A
+  claimed message is marked ``sending`` (committed) once its rate slot has come, just before
+  the provider is called, and ``sent`` after; a crash in between leaves it ``sending`` with an
+  expired lease (in doubt), for the reconcile pass (:mod:`reminders.outbox.settle`).
+- Every update names the statuses it may move the row from, by the event's name in
+  :mod:`reminders.outbox.status`, so a row that moved on meanwhile (cancelled, re-planned,
+  delivered) is left alone, and no writer can make a move the table there does not allow.
 
 The functions execute on the caller's session; the caller commits, except
 :func:`claim_due`, whose lease must be visible to other workers at once.
@@ -22,12 +24,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, case, func, select, text, update
+from sqlalchemy import Table, bindparam, case, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reminders.db.models import Message
 from reminders.db.types import UtcDateTime, sqlite_time, utcnow
+from reminders.outbox.status import sources, target
 
 _messages = cast(Table, Message.__table__)
 
@@ -208,8 +211,8 @@ def revive(
     _update(
         db,
         Message.id == message_id,
-        Message.status == "cancelled",
-        status="planned",
+        Message.status.in_(sources("revive")),
+        status=target("revive"),
         reason=None,
         due_at=due_at,
         not_after=not_after,
@@ -244,8 +247,8 @@ def cancel_planned(db: Session, message_id: int, *, reason: str, at: datetime) -
     _update(
         db,
         Message.id == message_id,
-        Message.status == "planned",
-        status="cancelled",
+        Message.status.in_(sources("cancel")),
+        status=target("cancel"),
         reason=reason,
         updated_at=at,
         lease_owner=None,
@@ -264,6 +267,7 @@ _CLAIM_SQL = {
             WHERE status = 'planned' AND due_at <= :now
               AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
               AND (lease_until IS NULL OR lease_until < :now)
+              AND (CAST(:channel AS VARCHAR) IS NULL OR channel = :channel)
             ORDER BY due_at, id
             LIMIT :limit
             FOR UPDATE SKIP LOCKED
@@ -280,6 +284,7 @@ _CLAIM_SQL = {
             WHERE status = 'planned' AND due_at <= :now
               AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
               AND (lease_until IS NULL OR lease_until < :now)
+              AND (:channel IS NULL OR channel = :channel)
             ORDER BY due_at, id
             LIMIT :limit
         )
@@ -288,8 +293,17 @@ _CLAIM_SQL = {
 }
 
 
-def claim_due(db: Session, *, now: datetime, owner: str, limit: int, lease: timedelta) -> list[int]:
-    """Lease up to ``limit`` due messages to ``owner``; returns their ids (committed)."""
+def claim_due(
+    db: Session,
+    *,
+    now: datetime,
+    owner: str,
+    limit: int,
+    lease: timedelta,
+    channel: str | None = None,
+) -> list[int]:
+    """Lease up to ``limit`` due messages (of ``channel``, or all) to ``owner``; returns their
+    ids (committed)."""
     dialect = db.get_bind().dialect.name
     stmt = text(_CLAIM_SQL["postgresql" if dialect == "postgresql" else "sqlite"]).bindparams(
         # Typed, so times are written exactly as the columns store them (SQLite compares text).
@@ -297,7 +311,10 @@ def claim_due(db: Session, *, now: datetime, owner: str, limit: int, lease: time
         bindparam("until", type_=UtcDateTime()),
     )
     rows = (
-        db.execute(stmt, {"now": now, "until": now + lease, "limit": limit, "owner": owner})
+        db.execute(
+            stmt,
+            {"now": now, "until": now + lease, "limit": limit, "owner": owner, "channel": channel},
+        )
         .scalars()
         .all()
     )
@@ -311,12 +328,16 @@ _MARK_SENDING = (
     update(_messages)
     .where(
         _messages.c.id == bindparam("b_id"),
-        _messages.c.status == "planned",
+        _messages.c.status.in_(sources("send")),
         _messages.c.lease_owner == bindparam("b_owner"),
     )
     .values(
-        status="sending",
+        status=target("send"),
         attempts=_messages.c.attempts + 1,
+        sending_at=bindparam("b_updated", type_=UtcDateTime()),
+        sent_to=bindparam("b_to"),
+        lease_until=bindparam("b_lease_until", type_=UtcDateTime()),
+        next_attempt_at=None,
         provider=bindparam("b_provider"),
         subject=bindparam("b_subject"),
         body=bindparam("b_body"),
@@ -334,8 +355,11 @@ _MARK_SENT = (
         lease_owner=None,
         lease_until=None,
         updated_at=bindparam("b_updated", type_=UtcDateTime()),
-        status=case((_messages.c.status == "sending", "sent"), else_=_messages.c.status),
-        reason=case((_messages.c.status == "sending", None), else_=_messages.c.reason),
+        status=case(
+            (_messages.c.status.in_(sources("accepted")), target("accepted")),
+            else_=_messages.c.status,
+        ),
+        reason=case((_messages.c.status.in_(sources("accepted")), None), else_=_messages.c.reason),
     )
 )
 
@@ -346,11 +370,15 @@ def mark_sending(
     *,
     owner: str,
     provider: str,
+    to: str,
     subject: str | None,
     body: str,
     language: str,
+    at: datetime,
+    in_flight: timedelta,
 ) -> bool:
-    """``planned`` -> ``sending`` with the text about to go out; False when the row is no
+    """``planned`` -> ``sending`` with the text about to go out and where; the lease now covers
+    the provider call (``in_flight``: past it, the row is in doubt). False when the row is no
     longer ours to send (cancelled, re-planned, or another worker's lease)."""
     marked = (
         db.connection()
@@ -360,10 +388,12 @@ def mark_sending(
                 "b_id": message_id,
                 "b_owner": owner,
                 "b_provider": provider,
+                "b_to": to,
                 "b_subject": subject,
                 "b_body": body,
                 "b_language": language,
-                "b_updated": utcnow(),
+                "b_updated": at,
+                "b_lease_until": at + in_flight,
             },
         )
         .rowcount
@@ -387,14 +417,14 @@ def finish(
     db: Session,
     message_id: int,
     *,
-    status: str,
+    event: str,
     reason: str | None,
     error_code: str | None = None,
-    from_status: str = "planned",
 ) -> None:
-    """An end state (``failed``, ``cancelled``, ``skipped``) with its reason; the lease ends."""
+    """An end state by ``event`` (``cancel``, ``skip``, ``fail_unsent``, ``refused``,
+    ``unresolved``: :data:`reminders.outbox.status.MOVES`) with its reason; the lease ends."""
     values: dict[str, Any] = {
-        "status": status,
+        "status": target(event),
         "reason": reason,
         "lease_owner": None,
         "lease_until": None,
@@ -402,7 +432,7 @@ def finish(
     }
     if error_code is not None:
         values["error_code"] = error_code
-    _update(db, Message.id == message_id, Message.status == from_status, **values)
+    _update(db, Message.id == message_id, Message.status.in_(sources(event)), **values)
 
 
 def release(db: Session, ids: list[int], *, owner: str) -> None:
@@ -411,7 +441,7 @@ def release(db: Session, ids: list[int], *, owner: str) -> None:
         db,
         Message.id.in_(ids),
         Message.lease_owner == owner,
-        Message.status == "planned",
+        Message.status.in_(sources("send")),
         lease_owner=None,
         lease_until=None,
     )
@@ -422,6 +452,7 @@ def defer(db: Session, message_id: int, *, owner: str, until: datetime, reason: 
         db,
         Message.id == message_id,
         Message.lease_owner == owner,
+        Message.status.in_(sources("send")),
         due_at=until,
         reason=f"deferred: {reason}",
         lease_owner=None,
@@ -435,39 +466,12 @@ def schedule_retry(db: Session, message_id: int, *, at: datetime, error_code: st
     _update(
         db,
         Message.id == message_id,
-        Message.status == "sending",
-        status="planned",
+        Message.status.in_(sources("retry")),
+        status=target("retry"),
         next_attempt_at=at,
         error_code=error_code,
         reason=f"retrying after transient error {error_code}",
         lease_owner=None,
         lease_until=None,
         updated_at=utcnow(),
-    )
-
-
-def mark_in_doubt(
-    db: Session, message_id: int, *, reason: str, error_code: str | None, now: datetime
-) -> None:
-    """Left ``sending`` with an expired lease: visible as in doubt, never re-sent blindly."""
-    _update(
-        db,
-        Message.id == message_id,
-        Message.status == "sending",
-        reason=reason,
-        error_code=error_code,
-        lease_owner=None,
-        lease_until=now,
-        updated_at=utcnow(),
-    )
-
-
-def count_in_doubt(db: Session, now: datetime) -> int:
-    return int(
-        db.scalar(
-            select(func.count())
-            .select_from(Message)
-            .where(Message.status == "sending", Message.lease_until < now)
-        )
-        or 0
     )

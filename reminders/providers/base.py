@@ -1,13 +1,17 @@
 """The provider interface: one small class per provider, chosen by an explicit mapping.
 
 A provider takes a rendered message and either returns the provider's id for it or
-raises :class:`ProviderError` saying whether retrying can help. Each provider declares
-its rate (messages per second); the dispatcher calls :meth:`Provider.throttle` before
-each send, so no provider is ever sent to faster than its configured rate.
+raises :class:`ProviderError` saying whether retrying can help, or :class:`OutcomeUnknown`
+when the request may have reached it (the answer was lost). Each provider declares its rate
+(messages per second); the dispatcher calls :meth:`Provider.throttle` before each send, so no
+provider is ever sent to faster than its configured rate. A provider that can say whether it
+holds a message (Twilio's message list, the dry-run file) implements :meth:`Provider.lookup`,
+which the reconcile pass uses to settle sends whose outcome is unknown.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,10 +77,22 @@ class TransientError(ProviderError):
 
 
 class OutcomeUnknown(TransientError):
-    """The request may have reached the provider (it timed out after being sent).
+    """The request may have reached the provider: the connection was reset or timed out after
+    the request was sent, so the answer was lost.
 
-    Retrying could send the message twice, so the dispatcher leaves it ``sending``, in
-    doubt, for a delivery callback or a person to settle."""
+    Retrying could send the message twice, so the dispatcher leaves it ``sending``, in doubt,
+    for a provider report or the reconcile pass to settle."""
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    """What a provider is asked about when a send's outcome is unknown."""
+
+    message_id: int
+    to: str
+    body: str
+    subject: str | None
+    began_at: datetime  # when the provider call began
 
 
 class PermanentError(ProviderError):
@@ -89,12 +105,20 @@ class Provider(ABC):
 
     name: ClassVar[str]
     channel: ClassVar[str]
+    # True when :meth:`lookup` can say whether the provider holds a message.
+    lookup_supported: ClassVar[bool] = False
 
     def __init__(self, *, rate_per_second: float = 0.0) -> None:
         self.limiter = RateLimiter(rate_per_second)
 
-    def throttle(self) -> None:
-        self.limiter.acquire()
+    def throttle(self, stop: threading.Event | None = None) -> bool:
+        """Wait for this provider's next send slot; False if ``stop`` was set meanwhile."""
+        return self.limiter.acquire(stop)
+
+    def lookup(self, sent: SentRequest) -> list[str] | None:
+        """The provider's ids of messages it holds that match ``sent`` (newest first; empty:
+        it has none), or None when this provider cannot tell (no listing API, or it failed)."""
+        return None
 
     @abstractmethod
     def send(self, message: OutgoingMessage) -> str:

@@ -1,4 +1,7 @@
-"""Dry-run provider: appends one JSON line per message to ``sms.jsonl`` / ``email.jsonl``."""
+"""Dry-run provider: appends one JSON line per message to ``sms.jsonl`` / ``email.jsonl``.
+
+Its file is its record of what it was given, so it can also answer the reconcile pass's
+question (:meth:`DryRunProvider.lookup`): was this message written, or not?"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from reminders.logs import event
-from reminders.providers.base import OutgoingMessage, Provider
+from reminders.providers.base import OutgoingMessage, Provider, SentRequest
 
 log = logging.getLogger(__name__)
 _file_locks: dict[Path, threading.Lock] = {}
@@ -19,6 +22,7 @@ _locks_guard = threading.Lock()
 
 class DryRunProvider(Provider):
     name: ClassVar[str] = "dryrun"
+    lookup_supported: ClassVar[bool] = True
 
     def __init__(self, *, channel: str, directory: Path, rate_per_second: float = 0.0) -> None:
         super().__init__(rate_per_second=rate_per_second)
@@ -54,3 +58,25 @@ class DryRunProvider(Provider):
             log, "dry-run send", id=message.message_id, channel=message.channel, rule=message.rule
         )
         return provider_id
+
+    def lookup(self, sent: SentRequest) -> list[str] | None:
+        """The line written for this outbox id, if any (a scan of the file: in-doubt rows are
+        rare, and the dry-run provider is for demos and tests)."""
+        marker = f'"message_id": {sent.message_id},'
+        found: list[str] = []
+        try:
+            with self._lock, open(self.path, encoding="utf-8") as fh:
+                for line in fh:
+                    if marker not in line:
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue  # a line cut short by a crash was never a whole send
+                    if record.get("message_id") == sent.message_id:
+                        found.append(str(record.get("provider_message_id") or ""))
+        except FileNotFoundError:
+            return []
+        except OSError:
+            return None
+        return found[::-1]

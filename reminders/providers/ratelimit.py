@@ -1,40 +1,72 @@
-"""Provider rate limits: never more messages per second to a provider than its rate.
+"""Provider rate limits: never more requests per second to a provider than its rate, counted
+at the moment each request goes out.
+
+Each send takes the provider's next free **slot**: slots are ``1 / rate`` seconds apart, and a
+request must begin within the first half of its slot. A thread that wakes too late (a busy
+machine, a long garbage collection) does not send in a slot that has passed, where it would join
+the senders of the following slots: it takes a new slot and waits again. So any one-second
+window holds at most ``rate`` + 1 requests, however late threads wake.
 
 :class:`RateLimiter` holds within one process (threads take evenly spaced slots).
 :class:`DatabaseRateLimiter` is shared by every worker process through the database
-(PostgreSQL): each send takes the provider's next free slot with one UPDATE (the row lock orders the
-workers) and sleeps until that slot, so N workers together still send at most ``rate``
-messages per second. The database's own clock is used, so workers on hosts whose clocks
-differ slightly still agree.
+(PostgreSQL): each slot is taken with one UPDATE (the row lock orders the workers), so N
+workers together still send at most ``rate`` messages per second. The database's own clock
+is used, so workers on hosts whose clocks differ slightly still agree.
+
+The dispatcher takes the slot *before* the message becomes ``sending``: a crash while waiting
+leaves it ``planned``, to be sent by the next pass, never in doubt.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
 
 from sqlalchemy import Engine, text
 
+# A request may begin in the first half of its slot; the rest absorbs the write of
+# ``sending`` and the connection set-up between the slot and the request reaching the provider.
+ON_TIME_SHARE = 0.5
+# Never wait longer than this for one slot (a misconfigured rate, a clock jump).
+MAX_WAIT_SECONDS = 300.0
+
 
 class RateLimiter:
-    """At most ``rate`` acquisitions per second across threads (0 = unlimited)."""
+    """At most ``rate`` requests per second across threads (0 = unlimited)."""
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
         self._lock = threading.Lock()
         self._next = 0.0
+        self.late_slots = 0  # slots given up because the thread woke too late (for benchmarks)
 
-    def acquire(self) -> None:
-        if self.rate <= 0:
-            return
+    def _take(self, interval: float) -> float:
+        """The monotonic time at which the next free slot begins (reserved for the caller)."""
         with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + 1.0 / self.rate
-        delay = slot - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+            slot = max(time.monotonic(), self._next)
+            self._next = slot + interval
+        return slot
+
+    def acquire(self, stop: threading.Event | None = None) -> bool:
+        """Wait for a slot and return True at its start; False if ``stop`` was set meanwhile
+        (nothing may be sent then)."""
+        if self.rate <= 0:
+            return not (stop and stop.is_set())
+        interval = 1.0 / self.rate
+        while True:
+            slot = self._take(interval)
+            delay = min(slot - time.monotonic(), MAX_WAIT_SECONDS)
+            if delay > 0:
+                if stop is not None:
+                    if stop.wait(delay):
+                        return False
+                else:
+                    time.sleep(delay)
+            if stop is not None and stop.is_set():
+                return False
+            if time.monotonic() <= slot + interval * ON_TIME_SHARE:
+                return True
+            self.late_slots += 1
 
 
 _TAKE_SLOT = text(
@@ -62,14 +94,14 @@ class DatabaseRateLimiter(RateLimiter):
             with engine.begin() as conn:
                 conn.execute(_ENSURE_ROW, {"provider": provider})
 
-    def acquire(self) -> None:
-        if self.rate <= 0:
-            return
+    def _take(self, interval: float) -> float:
+        # The database read its clock somewhere between sending the query and our reading the
+        # answer: the midpoint is the best local estimate of the slot's start.
+        before = time.monotonic()
         with self.engine.begin() as conn:
             wait = float(
                 conn.execute(
-                    _TAKE_SLOT, {"provider": self.provider, "interval": 1.0 / self.rate}
+                    _TAKE_SLOT, {"provider": self.provider, "interval": interval}
                 ).scalar_one()
             )
-        if wait > 0:
-            time.sleep(min(wait, timedelta(minutes=5).total_seconds()))
+        return (before + time.monotonic()) / 2 + wait

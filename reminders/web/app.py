@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from reminders.db.models import WorkerState
 from reminders.metrics import REGISTRY, register_database
-from reminders.outbox.store import count_in_doubt
+from reminders.outbox.settle import count_in_doubt
 from reminders.providers.sendgrid import webhooks as sendgrid_webhooks
 from reminders.providers.twilio import webhooks as twilio_webhooks
 from reminders.runtime import Runtime

@@ -270,7 +270,7 @@ def test_dry_run_lines_carry_the_contract_fields(clinic: Runtime, settings: Sett
 
 
 def test_a_timeout_after_sending_leaves_the_message_in_doubt_not_resent(clinic: Runtime) -> None:
-    from reminders.outbox.store import count_in_doubt
+    from reminders.outbox.settle import count_in_doubt
     from reminders.providers.base import OutcomeUnknown
 
     provider = ScriptedProvider([OutcomeUnknown("no answer", code="timeout")])

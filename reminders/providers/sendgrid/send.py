@@ -7,6 +7,7 @@ import http.client
 import json
 import logging
 import re
+import socket
 import urllib.error
 from typing import Any, ClassVar
 
@@ -110,6 +111,27 @@ def classify_http_error(exc: HTTPError) -> TransientError | PermanentError:
     return PermanentError(f"sendgrid HTTP {status}", code=code)
 
 
+def classify_transport(exc: Exception) -> TransientError:
+    """A request that got no HTTP answer: safe to retry only when it never left.
+
+    urllib wraps every socket error of the request and of reading the answer in ``URLError``:
+    a refused or unresolvable connection never reached SendGrid (:class:`TransientError`);
+    anything else (a reset, a timeout, a closed connection) may follow SendGrid's acceptance
+    (:class:`OutcomeUnknown`): the mail is in doubt, settled by SendGrid's events or by the
+    in-doubt rule, not sent again blindly.
+    """
+    reason: object = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, ConnectionRefusedError | socket.gaierror):
+        return TransientError("sendgrid unreachable (connection)", code="connection")
+    if isinstance(reason, TimeoutError):
+        return OutcomeUnknown("sendgrid did not answer in time", code="timeout")
+    if isinstance(reason, str):  # e.g. "unknown url type": nothing was sent
+        return TransientError("sendgrid unreachable (connection)", code="connection")
+    return OutcomeUnknown(
+        f"sendgrid connection lost after the request ({type(reason).__name__})", code="reset"
+    )
+
+
 class SendGridProvider(Provider):
     name: ClassVar[str] = "sendgrid"
     channel: ClassVar[str] = "email"
@@ -141,6 +163,7 @@ class SendGridProvider(Provider):
             from_name=settings.clinic_name,
             base_url=settings.sendgrid_base_url,
             rate_per_second=settings.email_rate_per_second,
+            timeout=settings.provider_timeout_seconds,
         )
 
     def send(self, message: OutgoingMessage) -> str:
@@ -162,15 +185,18 @@ class SendGridProvider(Provider):
                 permanent=error.permanent,
             )
             raise error from None
-        except TimeoutError:
-            # A bare socket timeout comes while reading the answer: SendGrid may have the mail.
-            event(log, "sendgrid send timed out", logging.WARNING, id=message.message_id)
-            raise OutcomeUnknown("sendgrid did not answer in time", code="timeout") from None
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError) as exc:
-            reason = getattr(exc, "reason", exc)
-            code = "timeout" if isinstance(reason, TimeoutError) else "connection"
-            event(log, "sendgrid unreachable", logging.WARNING, id=message.message_id, error=code)
-            raise TransientError(f"sendgrid unreachable ({code})", code=code) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            error = classify_transport(exc)
+            event(
+                log,
+                "sendgrid send outcome unknown"
+                if isinstance(error, OutcomeUnknown)
+                else "sendgrid unreachable",
+                logging.WARNING,
+                id=message.message_id,
+                error=error.code,
+            )
+            raise error from None
         # X-Message-Id identifies the request at SendGrid; events carry it as the prefix of
         # sg_message_id. Events are matched by our custom arg, so a missing header is not fatal.
         provider_id = str(response.headers.get("X-Message-Id") or "") if response.headers else ""

@@ -178,7 +178,7 @@ _OPT_OUT_SOURCES = {
 
 
 HANDLED_SENDGRID_EVENTS = frozenset(
-    {"delivered", "deferred", "bounce", "dropped", *_OPT_OUT_SOURCES}
+    {"processed", "delivered", "deferred", "bounce", "dropped", *_OPT_OUT_SOURCES}
 )
 
 
@@ -186,6 +186,10 @@ def _handle_sendgrid_event(
     db: Session, message: Message, item: dict[str, Any], *, now: datetime
 ) -> bool:
     kind = item["event"]
+    if kind == "processed":
+        # SendGrid has the mail: settles a send whose answer was lost (in doubt).
+        sg_id = str(item.get("sg_message_id") or "").split(".", 1)[0] or None
+        return delivery.apply_accepted(message, provider_message_id=sg_id, at=now)
     if kind == "delivered":
         return delivery.apply_delivered(message, at=now)
     if kind == "deferred":
@@ -207,7 +211,7 @@ def _apply_sendgrid_event(
         return "invalid"
     kind: str = item["event"]
     if kind not in HANDLED_SENDGRID_EVENTS:
-        return "ignored"  # processed, open, click...
+        return "ignored"  # open, click...
     with session_factory() as db:
         message_id = outbox_id(item.get("message_id"))
         message = db.get(Message, message_id) if message_id else None

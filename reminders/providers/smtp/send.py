@@ -12,7 +12,13 @@ import ssl
 from typing import Any, ClassVar, Literal
 
 from reminders.logs import event
-from reminders.providers.base import OutgoingMessage, PermanentError, Provider, TransientError
+from reminders.providers.base import (
+    OutcomeUnknown,
+    OutgoingMessage,
+    PermanentError,
+    Provider,
+    TransientError,
+)
 from reminders.providers.smtp.mime import build_mime
 from reminders.settings import Settings
 
@@ -29,6 +35,21 @@ def _code_error(
         return TransientError(f"smtp {what} deferred ({code})", code=str(code))
     effect = "invalid_address" if recipient and code in (550, 551, 553) else None
     return PermanentError(f"smtp {what} refused ({code})", code=str(code), effect=effect)
+
+
+class _SMTP(smtplib.SMTP):
+    """Notes when the DATA command began: a connection lost after that may have delivered
+    the mail (the server may have queued it before its answer was lost)."""
+
+    data_started = False
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        self.data_started = True
+        return super().data(msg)
+
+
+class _SMTPSSL(smtplib.SMTP_SSL, _SMTP):  # SMTP_SSL's connection, _SMTP's data()
+    pass
 
 
 class SmtpProvider(Provider):
@@ -74,20 +95,21 @@ class SmtpProvider(Provider):
             rate_per_second=settings.email_rate_per_second,
         )
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _SMTP | _SMTPSSL:
         if self.security == "ssl":
-            return smtplib.SMTP_SSL(
-                self.host, self.port, timeout=self.timeout, context=self.ssl_context
-            )
-        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            return _SMTPSSL(self.host, self.port, timeout=self.timeout, context=self.ssl_context)
+        smtp = _SMTP(self.host, self.port, timeout=self.timeout)
         if self.security == "starttls":
             smtp.starttls(context=self.ssl_context)
         return smtp
 
     def send(self, message: OutgoingMessage) -> str:
         mime = build_mime(message, from_email=self.from_email, from_name=self.from_name)
+        smtp: _SMTP | _SMTPSSL | None = None
+        error: TransientError | PermanentError
         try:
-            with self._connect() as smtp:
+            smtp = self._connect()
+            with smtp:
                 if self.username:
                     smtp.login(self.username, self.password or "")
                 smtp.send_message(mime, from_addr=self.from_email, to_addrs=[message.to])
@@ -106,7 +128,12 @@ class SmtpProvider(Provider):
             OSError,
         ) as exc:  # disconnects, refused connections, timeouts
             kind = "timeout" if isinstance(exc, TimeoutError) else "connection"
-            error = TransientError(f"smtp server unreachable ({type(exc).__name__})", code=kind)
+            if smtp is not None and smtp.data_started:
+                error = OutcomeUnknown(
+                    f"smtp connection lost during DATA ({type(exc).__name__})", code=kind
+                )
+            else:
+                error = TransientError(f"smtp server unreachable ({type(exc).__name__})", code=kind)
         else:
             provider_id = str(mime["Message-ID"])
             event(log, "smtp accepted", id=message.message_id)

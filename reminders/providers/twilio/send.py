@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import requests
-from twilio.base.exceptions import TwilioRestException
+import urllib3.exceptions
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -26,6 +27,7 @@ from reminders.providers.base import (
     OutgoingMessage,
     PermanentError,
     Provider,
+    SentRequest,
     TransientError,
 )
 from reminders.providers.http import parse_retry_after
@@ -39,6 +41,9 @@ STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 REQUEST_TIMEOUT_SECONDS = 10.0
 # Twilio accepts ValidityPeriod from 1 to 36000 seconds.
 MAX_VALIDITY_SECONDS = 36000
+# Looking up an in-doubt send: Twilio filters DateSent by GMT day, so ask from the day before
+# the send began, and read at most this many of the recipient's messages (newest first).
+LOOKUP_LIMIT = 200
 
 
 class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
@@ -102,9 +107,32 @@ def classify_rest_error(
     return PermanentError(f"twilio HTTP {exc.status} (code {code})", code=code)
 
 
+def classify_transport(exc: requests.RequestException) -> TransientError:
+    """A request that got no HTTP answer: safe to retry only when it never left.
+
+    A refused or unresolvable connection, a connect timeout or a failed TLS handshake happen
+    before Twilio could read the request (:class:`TransientError`). A reset or a read timeout
+    after it was sent may follow Twilio's acceptance (:class:`OutcomeUnknown`): the message is
+    in doubt and the reconcile pass asks Twilio, instead of sending it a second time.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return TransientError(f"twilio unreachable ({name})", code="connection")
+    if isinstance(exc, requests.Timeout):
+        return OutcomeUnknown("twilio did not answer in time", code="timeout")
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        inner = getattr(reason, "reason", reason)  # urllib3 wraps it in MaxRetryError
+        if isinstance(inner, urllib3.exceptions.NewConnectionError):
+            return TransientError(f"twilio unreachable ({type(inner).__name__})", code="connection")
+        return OutcomeUnknown(f"twilio connection lost after the request ({name})", code="reset")
+    return TransientError(f"twilio request failed ({name})", code="connection")
+
+
 class TwilioProvider(Provider):
     name: ClassVar[str] = "twilio"
     channel: ClassVar[str] = "sms"
+    lookup_supported: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -139,6 +167,7 @@ class TwilioProvider(Provider):
             messaging_service_sid=settings.twilio_messaging_service_sid,
             base_url=settings.twilio_base_url,
             rate_per_second=settings.sms_rate_per_second,
+            timeout=settings.provider_timeout_seconds,
         )
 
     def send(self, message: OutgoingMessage) -> str:
@@ -175,35 +204,48 @@ class TwilioProvider(Provider):
                 permanent=error.permanent,
             )
             raise error from None
-        except requests.ConnectTimeout:
-            event(
-                log,
-                "twilio unreachable",
-                logging.WARNING,
-                id=message.message_id,
-                error="ConnectTimeout",
-            )
-            raise TransientError(
-                "twilio unreachable (connect timeout)", code="connection"
-            ) from None
-        except requests.Timeout:
-            # Sent but unanswered: Twilio may have accepted it, so it must not be sent again blindly.
-            event(log, "twilio send timed out", logging.WARNING, id=message.message_id)
-            raise OutcomeUnknown("twilio did not answer in time", code="timeout") from None
         except requests.RequestException as exc:
+            error = classify_transport(exc)
             event(
                 log,
-                "twilio unreachable",
+                "twilio send outcome unknown"
+                if isinstance(error, OutcomeUnknown)
+                else "twilio unreachable",
                 logging.WARNING,
                 id=message.message_id,
                 error=type(exc).__name__,
             )
-            raise TransientError(
-                f"twilio unreachable ({type(exc).__name__})", code="connection"
-            ) from None
+            raise error from None
         sid = str(created.sid)
         event(log, "twilio accepted", id=message.message_id, provider_id=sid)
         return sid
+
+    def lookup(self, sent: SentRequest) -> list[str] | None:
+        """The SIDs of messages Twilio holds to ``sent.to`` with exactly ``sent.body``, sent
+        since the day before the send began (the official Messages list, by To and DateSent).
+        None when Twilio cannot be asked now."""
+        day = (sent.began_at.astimezone(UTC) - timedelta(days=1)).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        try:
+            listed = self.client.messages.list(
+                to=sent.to, date_sent_after=day, limit=LOOKUP_LIMIT, page_size=50
+            )
+        except (TwilioException, requests.RequestException) as exc:
+            event(
+                log,
+                "twilio lookup failed",
+                logging.WARNING,
+                id=sent.message_id,
+                error=type(exc).__name__,
+            )
+            return None
+        wanted = sent.body.strip()
+        return [
+            str(m.sid)
+            for m in listed
+            if (m.body or "").strip() == wanted and not str(m.direction or "").startswith("inbound")
+        ]
 
     def close(self) -> None:
         if self.http.session is not None:

@@ -228,6 +228,10 @@ async def twilio_sms(request: Request) -> Response:
 # --- delivery status callbacks ----------------------------------------------------------------
 
 
+# Statuses that prove Twilio has the message: they settle a send whose answer was lost.
+TWILIO_ACCEPTED = frozenset({"accepted", "scheduled", "queued", "sending", "sent"})
+
+
 @router.post(STATUS_CALLBACK_PATH)
 async def twilio_status(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
@@ -260,6 +264,7 @@ async def twilio_status(request: Request) -> Response:
         status=params.get("MessageStatus") or params.get("SmsStatus") or "",
         error_code=str(params.get("ErrorCode") or "") or None,
         to=str(params.get("To") or "") or None,
+        sid=str(params.get("MessageSid") or params.get("SmsSid") or "") or None,
     )
     count_webhook(TWILIO_HOOK, outcome)
     return Response(status_code=200)
@@ -272,6 +277,7 @@ def apply_twilio_status(
     status: Any,
     error_code: str | None,
     to: str | None,
+    sid: str | None = None,
     now: datetime | None = None,
 ) -> str:
     """Apply one status callback; returns the outcome label."""
@@ -283,8 +289,10 @@ def apply_twilio_status(
             event(log, "twilio status for an unknown message", mid=message_id, status=status)
             return "unknown"
         changed = False
-        if status == "delivered":
+        if status in ("delivered", "read"):
             changed = delivery.apply_delivered(message, at=now)
+        elif status in TWILIO_ACCEPTED:
+            changed = delivery.apply_accepted(message, provider_message_id=sid, at=now)
         elif status in ("undelivered", "failed"):
             code = error_code or status
             changed = delivery.apply_failed(
