@@ -25,8 +25,9 @@ from reminders.clinic.sync import SourceError, sync_clinic_source
 from reminders.conversations.safety import run_safety_checks
 from reminders.conversations.sweep import process_stranded
 from reminders.db.models import WorkerState
-from reminders.dispatch.dispatcher import Dispatcher, DispatchReport
+from reminders.dispatch.dispatcher import Dispatcher
 from reminders.dispatch.reconcile import Reconciler, ReconcileReport
+from reminders.dispatch.report import DispatchReport
 from reminders.logs import event
 from reminders.metrics import PASS_SECONDS
 from reminders.planning.plan_pass import PlanReport, plan_pass

@@ -42,6 +42,7 @@ from reminders.dispatch import retry
 from reminders.dispatch.checks import Verdict, verdict_for
 from reminders.dispatch.compose import TemplateCache, render_outgoing
 from reminders.dispatch.facts import read_facts
+from reminders.dispatch.report import DispatchReport
 from reminders.logs import event
 from reminders.metrics import MESSAGES_SENT, PROVIDER_ERRORS
 from reminders.outbox import settle, store
@@ -60,38 +61,6 @@ STOP_WRITE_SECONDS = 15.0
 def _retryable(exc: DBAPIError) -> bool:
     """A database that is away (restarting, locked, the connection dropped), not a bad query."""
     return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
-
-
-@dataclass
-class DispatchReport:
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    cancelled: int = 0
-    deferred: int = 0
-    retrying: int = 0
-    in_doubt: int = 0
-    lost_lease: int = 0
-    interrupted: int = 0  # the database failed before the provider call: still planned
-
-    def add(self, outcome: str) -> None:
-        setattr(self, outcome, getattr(self, outcome) + 1)
-
-    def merge(self, other: DispatchReport) -> None:
-        for name in vars(other):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    @property
-    def handled(self) -> int:
-        return sum(vars(self).values())
-
-    def line(self) -> str:
-        return (
-            f"sent {self.sent}, failed {self.failed}, skipped {self.skipped}, cancelled {self.cancelled}, "
-            f"deferred {self.deferred}, retrying {self.retrying}"
-            + (f", in doubt {self.in_doubt}" if self.in_doubt else "")
-            + (f", interrupted {self.interrupted}" if self.interrupted else "")
-        )
 
 
 @dataclass
@@ -341,27 +310,24 @@ class Dispatcher:
     def _deliver(self, job: Job, now: datetime) -> str:
         """Take the rate slot, mark ``sending`` (committed), call the provider, record."""
         msg = job.msg
-        # The wait for the provider's slot happens while the row is still ``planned``.
-        if not job.provider.throttle(self.stopping):
-            self._release_all([msg.id])
-            return "lost_lease"
         try:
-            with self.session_factory() as db:
-                marked = store.mark_sending(
-                    db,
-                    msg.id,
-                    owner=self.owner,
-                    provider=job.provider.name,
-                    to=job.outgoing.to,
-                    subject=job.outgoing.subject,
-                    body=job.outgoing.body,
-                    language=job.language,
-                    at=max(now, self.clock()),
-                    in_flight=timedelta(seconds=self.settings.provider_timeout_seconds + 30),
-                )
-                db.commit()
+            while True:
+                # The wait for the provider's slot happens while the row is still ``planned``.
+                slot = job.provider.throttle(self.stopping)
+                if slot is None:
+                    self._release_all([msg.id])
+                    return "lost_lease"
+                if not self._mark_sending(job, now):
+                    return "lost_lease"  # cancelled or re-planned meanwhile: not ours to send
+                if slot.on_time():
+                    break
+                # Marking took it past its slot: sending now could crowd the next slots'
+                # requests into one second. Give the row back and take another slot.
+                with self.session_factory() as db:
+                    store.unmark_sending(db, msg.id, owner=self.owner)
+                    db.commit()
         except DBAPIError as exc:
-            # Not sent: the row is still planned (or, if the commit landed unseen, in doubt
+            # Not sent: the row is still planned (or, if a commit landed unseen, in doubt
             # with no provider call, which the reconcile pass finds absent and re-sends).
             event(
                 log,
@@ -371,9 +337,24 @@ class Dispatcher:
                 error=type(exc.orig).__name__,
             )
             return "interrupted"
-        if not marked:
-            return "lost_lease"  # cancelled or re-planned meanwhile: not ours to send
         return self._send(job.provider, msg, job.outgoing, msg.attempts + 1, now)
+
+    def _mark_sending(self, job: Job, now: datetime) -> bool:
+        with self.session_factory() as db:
+            marked = store.mark_sending(
+                db,
+                job.msg.id,
+                owner=self.owner,
+                provider=job.provider.name,
+                to=job.outgoing.to,
+                subject=job.outgoing.subject,
+                body=job.outgoing.body,
+                language=job.language,
+                at=max(now, self.clock()),
+                in_flight=timedelta(seconds=self.settings.provider_timeout_seconds + 10),
+            )
+            db.commit()
+        return marked
 
     def _send(
         self,

@@ -8,7 +8,8 @@ out of the table. The life of a message::
 
     planned -> sending -> sent -> delivered
        |          |         \\-> failed -> delivered (a late delivery report is proof)
-       |          |-> planned   (a transient error, or reconciled: the provider never had it)
+       |          |-> planned   (a transient error; reconciled: the provider never had it; or
+       |          |              given back before the call when its rate slot had passed)
        |          |-> failed    (a permanent error)
        |          \\-> sent      (reconciled: the provider has it; or a provider report says so)
        \\-> cancelled -> planned (the planner wants it again) | skipped | failed (before sending)
@@ -50,6 +51,8 @@ MOVES: dict[str, tuple[frozenset[Status], Status]] = {
     "skip": (frozenset({Status.PLANNED}), Status.SKIPPED),
     "fail_unsent": (frozenset({Status.PLANNED}), Status.FAILED),
     "revive": (frozenset({Status.CANCELLED}), Status.PLANNED),
+    # The row was marked too late for its rate slot: given back before any call began.
+    "unsend": (frozenset({Status.SENDING}), Status.PLANNED),
     # The provider call's outcome.
     "accepted": (frozenset({Status.SENDING}), Status.SENT),
     "retry": (frozenset({Status.SENDING}), Status.PLANNED),

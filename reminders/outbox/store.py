@@ -435,6 +435,19 @@ def finish(
     _update(db, Message.id == message_id, Message.status.in_(sources(event)), **values)
 
 
+def unmark_sending(db: Session, message_id: int, *, owner: str) -> None:
+    """``sending`` -> ``planned`` before any provider call (its rate slot passed while the row
+    was being marked); the owner keeps its lease and takes another slot."""
+    _update(
+        db,
+        Message.id == message_id,
+        Message.lease_owner == owner,
+        Message.status.in_(sources("unsend")),
+        status=target("unsend"),
+        attempts=Message.attempts - 1,
+    )
+
+
 def release(db: Session, ids: list[int], *, owner: str) -> None:
     """Give claimed, unsent messages back (shutting down, a batch that failed)."""
     _update(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from reminders.providers.ratelimit import RateLimiter
+from reminders.providers.ratelimit import RateLimiter, Slot
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,8 @@ class Provider(ABC):
     def __init__(self, *, rate_per_second: float = 0.0) -> None:
         self.limiter = RateLimiter(rate_per_second)
 
-    def throttle(self, stop: threading.Event | None = None) -> bool:
-        """Wait for this provider's next send slot; False if ``stop`` was set meanwhile."""
+    def throttle(self, stop: threading.Event | None = None) -> Slot | None:
+        """Wait for this provider's next send slot; None if ``stop`` was set meanwhile."""
         return self.limiter.acquire(stop)
 
     def lookup(self, sent: SentRequest) -> list[str] | None:

@@ -14,13 +14,17 @@ workers together still send at most ``rate`` messages per second. The database's
 is used, so workers on hosts whose clocks differ slightly still agree.
 
 The dispatcher takes the slot *before* the message becomes ``sending``: a crash while waiting
-leaves it ``planned``, to be sent by the next pass, never in doubt.
+leaves it ``planned``, to be sent by the next pass, never in doubt. It asks the slot again
+(:meth:`Slot.on_time`) once the row is ``sending``, just before the request, and gives the row
+back and waits again if writing ``sending`` took it past its slot.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
 
@@ -29,6 +33,19 @@ from sqlalchemy import Engine, text
 ON_TIME_SHARE = 0.5
 # Never wait longer than this for one slot (a misconfigured rate, a clock jump).
 MAX_WAIT_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A reserved moment to send: on time until ``deadline`` (monotonic seconds)."""
+
+    deadline: float
+
+    def on_time(self) -> bool:
+        return time.monotonic() <= self.deadline
+
+
+UNLIMITED = Slot(math.inf)
 
 
 class RateLimiter:
@@ -47,25 +64,28 @@ class RateLimiter:
             self._next = slot + interval
         return slot
 
-    def acquire(self, stop: threading.Event | None = None) -> bool:
-        """Wait for a slot and return True at its start; False if ``stop`` was set meanwhile
+    def acquire(self, stop: threading.Event | None = None) -> Slot | None:
+        """Wait for a slot and return it at its start; None if ``stop`` was set meanwhile
         (nothing may be sent then)."""
+        if stop is not None and stop.is_set():
+            return None
         if self.rate <= 0:
-            return not (stop and stop.is_set())
+            return UNLIMITED
         interval = 1.0 / self.rate
         while True:
-            slot = self._take(interval)
-            delay = min(slot - time.monotonic(), MAX_WAIT_SECONDS)
+            start = self._take(interval)
+            delay = min(start - time.monotonic(), MAX_WAIT_SECONDS)
             if delay > 0:
                 if stop is not None:
                     if stop.wait(delay):
-                        return False
+                        return None
                 else:
                     time.sleep(delay)
             if stop is not None and stop.is_set():
-                return False
-            if time.monotonic() <= slot + interval * ON_TIME_SHARE:
-                return True
+                return None
+            slot = Slot(start + interval * ON_TIME_SHARE)
+            if slot.on_time():
+                return slot
             self.late_slots += 1
 
 

@@ -69,8 +69,8 @@ def test_the_life_of_a_message() -> None:
 def test_no_sequence_of_events_moves_a_row_backwards(start: Status, events: list[str]) -> None:
     """Applying any events (illegal ones are refused and change nothing): a final status is
     never left, a row the provider accepted never goes back to planned or sending, and the
-    only ways back to planned are a retry or a reconciled absence from ``sending`` (nothing
-    accepted) and a revive from ``cancelled``."""
+    only ways back to planned are a retry, a slot given back or a reconciled absence from
+    ``sending`` (nothing accepted) and a revive from ``cancelled``."""
     current = start.value
     for event in events:
         try:
@@ -85,6 +85,7 @@ def test_no_sequence_of_events_moves_a_row_backwards(start: Status, events: list
         if after == Status.PLANNED:
             assert (current, event) in {
                 ("sending", "retry"),
+                ("sending", "unsend"),
                 ("sending", "reconciled_absent"),
                 ("cancelled", "revive"),
             }

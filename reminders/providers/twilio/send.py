@@ -155,6 +155,9 @@ class TwilioProvider(Provider):
         self.http = BaseUrlHttpClient(base_url, timeout=timeout)
         # environment={} so stray TWILIO_EDGE / TWILIO_REGION variables cannot redirect requests.
         self.client = Client(account_sid, auth_token, http_client=self.http, environment={})
+        # The SDK imports its resource modules on first use; do it now, not in the first
+        # send, where the delay would come between the rate slot and the request.
+        _ = self.client.messages
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TwilioProvider:
