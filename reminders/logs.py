@@ -70,6 +70,9 @@ def configure_logging(*, verbose: bool = False) -> None:
         "alembic",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A dispatch pass that waits for rate slots outlasts the 1-s interval by design; the
+    # scheduler would warn every second that it skipped the next run (max_instances=1).
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 def event(logger: logging.Logger, msg: str, level: int = logging.INFO, **fields: Any) -> None:

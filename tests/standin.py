@@ -32,8 +32,10 @@ credentials or missing fields gets its 401/400 instead, and no fault is counted)
 Optionally it calls back like the providers do: Twilio status callbacks (``sent`` then
 ``delivered``, form-encoded, signed with ``X-Twilio-Signature``) to each message's
 ``StatusCallback`` URL, and SendGrid signed event webhooks (``processed`` then ``delivered``,
-ECDSA P-256 over timestamp + body) to ``sendgrid_events_url``. Both are best effort: a
-failure is counted (:meth:`ProviderStandIn.webhook_counts`), never retried.
+ECDSA P-256 over timestamp + body) to ``sendgrid_events_url``. Every attempt is counted
+(:meth:`ProviderStandIn.webhook_counts`). A Twilio callback that fails is not retried (Twilio's
+default); a SendGrid event batch that fails is posted again, as SendGrid does, after 1, 2, 4...
+seconds (at most 10 s apart), up to ``SENDGRID_RETRIES`` times, with the same ``sg_event_id``.
 
 Run on its own: ``python -m tests.standin --port P --account-sid AC... --auth-token T
 --sendgrid-key K --fault-rate 0.2 --dump records.json``; it prints ``STANDIN-URL <url>``,
@@ -372,6 +374,9 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.close()
 
+
+# A failed SendGrid event batch is posted again this many times (SendGrid retries for 24 h).
+SENDGRID_RETRIES = 12
 
 # --- callbacks ------------------------------------------------------------------------------
 
@@ -948,7 +953,7 @@ class ProviderStandIn:
         # "delivered" is scheduled once "sent" was posted, so the two never cross.
         scheduler.at(accepted + SENT_DELAY, lambda: post("sent"))
 
-    def _post_webhook(self, provider: str, url: str, body: bytes, headers: dict[str, str]) -> None:
+    def _post_webhook(self, provider: str, url: str, body: bytes, headers: dict[str, str]) -> str:
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:
@@ -961,6 +966,7 @@ class ProviderStandIn:
             result = "error"
         with self._lock:
             self._webhooks[f"{provider}_{result}"] += 1
+        return result
 
     # -- SendGrid
 
@@ -1032,29 +1038,29 @@ class ProviderStandIn:
             f"{message_id}.filter0001.{secrets.randbelow(99999)}.{secrets.token_hex(5).upper()}.0"
         )
 
-        def post(kind: str) -> None:
+        def post(kind: str, attempt: int = 0, item: dict[str, Any] | None = None) -> None:
             if self._stopping.is_set():
                 return
-            now = int(time.time())
-            item: dict[str, Any] = {
-                "email": mail.to,
-                "timestamp": now,
-                "event": kind,
-                "sg_event_id": base64.urlsafe_b64encode(secrets.token_bytes(16))
-                .decode()
-                .rstrip("="),
-                "sg_message_id": sg_message_id,
-                "smtp-id": f"<{message_id}@standin.sendgrid.net>",
-                **mail.custom_args,
-            }
-            if mail.categories:
-                item["category"] = mail.categories
-            if kind == "delivered":
-                item["response"] = "250 OK"
+            if item is None:
+                item = {
+                    "email": mail.to,
+                    "timestamp": int(time.time()),
+                    "event": kind,
+                    "sg_event_id": base64.urlsafe_b64encode(secrets.token_bytes(16))
+                    .decode()
+                    .rstrip("="),
+                    "sg_message_id": sg_message_id,
+                    "smtp-id": f"<{message_id}@standin.sendgrid.net>",
+                    **mail.custom_args,
+                }
+                if mail.categories:
+                    item["category"] = mail.categories
+                if kind == "delivered":
+                    item["response"] = "250 OK"
             body = json.dumps([item]).encode()
-            stamp = str(now)
+            stamp = str(int(time.time()))
             signature = key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-            self._post_webhook(
+            result = self._post_webhook(
                 "sendgrid",
                 url,
                 body,
@@ -1065,7 +1071,13 @@ class ProviderStandIn:
                     "User-Agent": "SendGrid Event API",
                 },
             )
-            if kind == "processed":
+            if result != "ok" and attempt < SENDGRID_RETRIES:
+                again = item
+                scheduler.at(
+                    time.monotonic() + min(2.0**attempt, 10.0),
+                    lambda: post(kind, attempt + 1, again),
+                )
+            if kind == "processed" and attempt == 0:
                 scheduler.at(accepted + DELIVERED_DELAY, lambda: post("delivered"))
 
         scheduler.at(accepted + SENT_DELAY, lambda: post("processed"))

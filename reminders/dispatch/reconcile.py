@@ -14,7 +14,8 @@ it on arrival (:mod:`reminders.outbox.delivery`); this pass settles the rest:
 - **Providers with no listing** (SendGrid, SMTP): events settle them; with no event within
   ``REMINDERS_EMAIL_IN_DOUBT_WINDOW_SECONDS``, ``REMINDERS_EMAIL_IN_DOUBT_RULE`` applies:
   ``resend`` (the default) sends it once more, because a missed preparation email is worse than
-  a duplicate; ``task`` only asks staff.
+  a duplicate (once per send whose answer was lost: a re-send that is lost too is re-sent in
+  turn, up to ``REMINDERS_MAX_ATTEMPTS`` sends); ``task`` only asks staff.
 - Anything still unresolved after ``REMINDERS_IN_DOUBT_TASK_AFTER_SECONDS`` (or a message that
   reached ``REMINDERS_MAX_ATTEMPTS``) ends ``failed`` with the reason, and a staff task names the
   patient and session so a person checks that the patient got it.
@@ -145,7 +146,7 @@ class Reconciler:
             return self._later(msg, began + timedelta(seconds=window), now)
         name = msg.provider or "the provider"
         minutes = max(round(window / 60), 1)
-        if s.email_in_doubt_rule == "resend" and msg.resends < 1:
+        if s.email_in_doubt_rule == "resend":
             return self._resend(
                 msg,
                 f"in doubt: no word from {name} in {minutes} min; sent again once "
