@@ -290,6 +290,9 @@ class _Server(ThreadingHTTPServer):
         self.standin = standin
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that died mid-request (a killed worker) is expected here: no traceback."""
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"

@@ -158,8 +158,14 @@ class Dispatcher:
                 log.exception("dispatch batch failed", extra={"fields": {"messages": len(ids)}})
                 self._release_all(ids)
                 break
+            batch = DispatchReport()
             for outcome in self._pools[channel].map(self._deliver, jobs, [at] * len(jobs)):
-                report.add(outcome)
+                batch.add(outcome)
+            if batch.interrupted:
+                # The database went away mid-batch: give back what was not sent (only rows
+                # still planned and ours), so they need not wait for the lease to expire.
+                self._release_all(ids)
+            report.merge(batch)
         return report
 
     # -- preparing a batch ----------------------------------------------------------------------

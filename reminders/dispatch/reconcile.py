@@ -55,6 +55,15 @@ RECONCILED = Counter(
 )
 
 
+def duration(seconds: float) -> str:
+    """``45 s``, ``15 min``, ``2 h`` (for reasons staff read)."""
+    if seconds < 120:
+        return f"{round(seconds)} s"
+    if seconds < 7200:
+        return f"{round(seconds / 60)} min"
+    return f"{round(seconds / 3600)} h"
+
+
 @dataclass
 class ReconcileReport:
     found: int = 0  # the provider has it: settled as sent
@@ -145,15 +154,14 @@ class Reconciler:
         if age < window:
             return self._later(msg, began + timedelta(seconds=window), now)
         name = msg.provider or "the provider"
-        minutes = max(round(window / 60), 1)
+        silence = f"no word from {name} in {duration(window)}"
         if s.email_in_doubt_rule == "resend":
             return self._resend(
                 msg,
-                f"in doubt: no word from {name} in {minutes} min; sent again once "
-                "(REMINDERS_EMAIL_IN_DOUBT_RULE=resend)",
+                f"in doubt: {silence}; sent again once (REMINDERS_EMAIL_IN_DOUBT_RULE=resend)",
                 now,
             )
-        return self._unresolved(msg, f"no word from {name} in {minutes} min", age, now)
+        return self._unresolved(msg, silence, age, now)
 
     def _unclaimed(self, held: list[str], message_id: int) -> str | None:
         """The first of the provider's ids that no other outbox row already has."""
@@ -196,7 +204,7 @@ class Reconciler:
         return "waiting"
 
     def _unresolved(self, msg: Message, why: str, age: float | None, now: datetime) -> str:
-        after = f" after {round(age / 60)} min" if age is not None else ""
+        after = f" after {duration(age)}" if age is not None else ""
         reason = f"in doubt, unresolved{after}: {why}; may or may not have reached the patient"
         with self.session_factory() as db:
             store.finish(db, msg.id, event="unresolved", reason=reason[:500])

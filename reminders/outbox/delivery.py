@@ -31,10 +31,16 @@ REASON_MAX = 200
 
 
 def apply_accepted(message: Message, *, provider_message_id: str | None, at: datetime) -> bool:
-    """The provider has the message: a ``sending`` row becomes ``sent``; True if it changed."""
-    if not allowed(message.status, "report_accepted"):
+    """The provider has the message: a ``sending`` row becomes ``sent`` (so does a row
+    re-queued after an in-doubt send and not sent again yet: the re-send is called off);
+    True if it changed."""
+    if allowed(message.status, "report_accepted"):
+        message.status = target("report_accepted")
+    elif allowed(message.status, "late_report") and message.resends and message.sending_at:
+        message.status = target("late_report")
+        message.attempts = max(message.attempts, 1)
+    else:
         return False
-    message.status = target("report_accepted")
     if provider_message_id and not message.provider_message_id:
         message.provider_message_id = provider_message_id[:255]
     message.sent_at = message.sent_at or message.sending_at or at
@@ -46,8 +52,9 @@ def apply_accepted(message: Message, *, provider_message_id: str | None, at: dat
 
 def apply_delivered(message: Message, *, at: datetime) -> bool:
     """Move to ``delivered``; True if the row changed."""
+    late = apply_accepted(message, provider_message_id=None, at=at) and message.status == "sent"
     if not allowed(message.status, "report_delivered"):
-        return False
+        return late
     message.status = target("report_delivered")
     message.delivered_at = at
     message.sent_at = message.sent_at or message.sending_at or at

@@ -12,6 +12,7 @@ out of the table. The life of a message::
        |          |              given back before the call when its rate slot had passed)
        |          |-> failed    (a permanent error)
        |          \\-> sent      (reconciled: the provider has it; or a provider report says so)
+       |-> sent       (re-queued after an in-doubt send, when a late report proves it went out)
        \\-> cancelled -> planned (the planner wants it again) | skipped | failed (before sending)
 
 **In doubt** is not a status of its own: it is a ``sending`` row whose lease has expired, i.e.
@@ -61,7 +62,10 @@ MOVES: dict[str, tuple[frozenset[Status], Status]] = {
     "reconciled_found": (frozenset({Status.SENDING}), Status.SENT),
     "reconciled_absent": (frozenset({Status.SENDING}), Status.PLANNED),
     "unresolved": (frozenset({Status.SENDING}), Status.FAILED),
-    # Provider reports (status callbacks, event webhooks).
+    # Provider reports (status callbacks, event webhooks). A report of acceptance for a row
+    # re-queued after an in-doubt send proves the earlier send went out: the re-send is
+    # called off (only such rows: reminders.outbox.delivery checks ``resends``).
+    "late_report": (frozenset({Status.PLANNED}), Status.SENT),
     "report_accepted": (frozenset({Status.SENDING}), Status.SENT),
     "report_delivered": (
         frozenset({Status.SENDING, Status.SENT, Status.FAILED}),

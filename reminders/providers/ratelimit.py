@@ -57,12 +57,13 @@ class RateLimiter:
         self._next = 0.0
         self.late_slots = 0  # slots given up because the thread woke too late (for benchmarks)
 
-    def _take(self, interval: float) -> float:
-        """The monotonic time at which the next free slot begins (reserved for the caller)."""
+    def _take(self, interval: float) -> tuple[float, float]:
+        """The next free slot, reserved for the caller: the earliest and the latest monotonic
+        time at which it may begin (the same here; a range when another clock is asked)."""
         with self._lock:
             slot = max(time.monotonic(), self._next)
             self._next = slot + interval
-        return slot
+        return slot, slot
 
     def acquire(self, stop: threading.Event | None = None) -> Slot | None:
         """Wait for a slot and return it at its start; None if ``stop`` was set meanwhile
@@ -73,8 +74,10 @@ class RateLimiter:
             return UNLIMITED
         interval = 1.0 / self.rate
         while True:
-            start = self._take(interval)
-            delay = min(start - time.monotonic(), MAX_WAIT_SECONDS)
+            # Never before the latest moment the slot may begin; on time only if well within
+            # it counted from the earliest.
+            earliest, latest = self._take(interval)
+            delay = min(latest - time.monotonic(), MAX_WAIT_SECONDS)
             if delay > 0:
                 if stop is not None:
                     if stop.wait(delay):
@@ -83,7 +86,7 @@ class RateLimiter:
                     time.sleep(delay)
             if stop is not None and stop.is_set():
                 return None
-            slot = Slot(start + interval * ON_TIME_SHARE)
+            slot = Slot(earliest + interval * ON_TIME_SHARE)
             if slot.on_time():
                 return slot
             self.late_slots += 1
@@ -114,14 +117,18 @@ class DatabaseRateLimiter(RateLimiter):
             with engine.begin() as conn:
                 conn.execute(_ENSURE_ROW, {"provider": provider})
 
-    def _take(self, interval: float) -> float:
-        # The database read its clock somewhere between sending the query and our reading the
-        # answer: the midpoint is the best local estimate of the slot's start.
-        before = time.monotonic()
-        with self.engine.begin() as conn:
+    def _take(self, interval: float) -> tuple[float, float]:
+        # The database read its clock somewhere between sending the UPDATE and our reading its
+        # answer: the slot begins between those two moments plus the wait it returned. The
+        # connection is taken first, so a reconnection (after a database restart) does not
+        # widen that range.
+        with self.engine.connect() as conn:
+            before = time.monotonic()
             wait = float(
                 conn.execute(
                     _TAKE_SLOT, {"provider": self.provider, "interval": interval}
                 ).scalar_one()
             )
-        return (before + time.monotonic()) / 2 + wait
+            after = time.monotonic()
+            conn.commit()
+        return before + wait, after + wait

@@ -332,3 +332,34 @@ def test_the_lookup_matches_to_and_exact_text_since_the_day_before(
     )
     assert unreachable.lookup(sent) is None  # Twilio cannot be asked: nobody can tell
     unreachable.close()
+
+
+def test_a_late_event_calls_off_a_resend_not_yet_made(
+    db_url: str, tmp_path: Path, standin: ProviderStandIn
+) -> None:
+    runtime = runtime_for(db_url, tmp_path, standin, email_in_doubt_window_seconds=0)
+    worker = Worker(runtime)
+    try:
+        mid = queue_alert(runtime, "email")
+        standin.set_faults(Faults(rate=1.0, kinds=("reset_after",)))
+        assert worker.dispatch_step().in_doubt == 1
+        standin.set_faults(Faults())
+        assert worker.reconcile_step().resent == 1
+        assert row(runtime, mid).status == "planned"
+        # SendGrid's event for the first send arrives (its webhook was down until now).
+        event = {
+            "email": ONCALL_EMAIL,
+            "timestamp": 1,
+            "event": "processed",
+            "sg_event_id": "late-1",
+            "sg_message_id": "late123.filter0001",
+            "message_id": str(mid),
+        }
+        assert apply_sendgrid_events(runtime.session_factory, [event]) == ["applied"]
+        settled = row(runtime, mid)
+        assert settled.status == "sent" and settled.provider_message_id == "late123"
+        assert worker.dispatch_step().handled == 0
+        assert standin.received_counts("email") == {mid: 1}
+    finally:
+        worker.close()
+        runtime.close()
