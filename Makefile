@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check install install-dev install-test lint bench bench-quick clean
+.PHONY: demo test check install install-dev install-test lint bench bench-quick chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench: install-test
 # Every benchmark at small sizes (a few minutes): that they still run, not their figures.
 bench-quick: install-test
 	$(BIN)/python bench/run_all.py --quick
+
+# The chaos suite: workers killed, provider faults, PostgreSQL restarts (bench/chaos.py; about
+# 20 minutes; CHAOS_ARGS=--quick for small sizes).
+chaos: install-test
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) reminders.db reminders.db-* outbox .pytest_cache .hypothesis
