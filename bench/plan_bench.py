@@ -5,8 +5,12 @@ re-plan with nothing changed <= 2 s).
 the patients with their own zone, crossing a daylight-saving change) are bulk-inserted with
 ``needs_plan`` set into a freshly migrated database; then ``plan_pass`` runs three times: the
 first plan, a second with nothing changed, and a third after 1% of the patients changed.
+With ``--policy-change``, a fourth pass after the policy changed under every patient (the ride
+SMS goes 3 h instead of 2 h before the session: one message in four moves, the re-plan's
+batched UPDATEs).
 
-    .venv/bin/python bench/plan_bench.py [--quick] [--no-pg] [--profile]
+    .venv/bin/python bench/plan_bench.py [--quick] [--no-pg | --pg-only] [--profile]
+                                         [--policy-change]
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from reminders.clinic.changes import mark_patients_dirty
 from reminders.db.engine import make_session_factory
 from reminders.db.models import Message
 from reminders.planning.plan_pass import plan_pass
-from reminders.planning.policy import load_policy
+from reminders.planning.policy import Offset, Policy, load_policy
 
 TARGET_FIRST_S = 20.0
 TARGET_REPLAN_S = 2.0
@@ -72,8 +76,23 @@ def run_plan(
     return elapsed, cpu, result, text
 
 
+def later_ride(policy: Policy) -> Policy:
+    """The same policy with the ride SMS 3 h before the session instead of 2 h."""
+    changed = policy.model_copy(deep=True)
+    for rule in changed.rules:
+        if rule.name == "infusion-ride-sms":
+            rule.when = Offset(days=0, minutes=-180)
+    return changed
+
+
 def bench_backend(
-    label: str, engine: Engine, *, patients: int, per_patient: int, profile: bool
+    label: str,
+    engine: Engine,
+    *,
+    patients: int,
+    per_patient: int,
+    profile: bool,
+    policy_change: bool = False,
 ) -> dict[str, Any]:
     settings = bench_settings()
     policy = load_policy(settings.policy_path)
@@ -135,6 +154,12 @@ def bench_backend(
         flush=True,
     )
 
+    if policy_change:
+        fourth, _, result4, _ = run_plan(engine, later_ride(policy), zone)
+        figures["replan_policy_change_s"] = round(fourth, 2)
+        figures["replan_policy_change_report"] = result4.line()
+        print(f"  plan_pass after a policy change: {fourth:.2f} s  ({result4.line()})", flush=True)
+
     figures["first_plan_verdict"] = verdict(first, TARGET_FIRST_S, at_most=True)
     figures["replan_verdict"] = verdict(second, TARGET_REPLAN_S, at_most=True)
     print(
@@ -150,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--no-pg", action="store_true", help="skip the PostgreSQL run")
+    parser.add_argument("--pg-only", action="store_true", help="skip the SQLite run")
+    parser.add_argument(
+        "--policy-change",
+        action="store_true",
+        help="a fourth pass after a policy change that moves one message in four",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the first plan pass")
     parser.add_argument("--patients", type=int, default=None)
     args = parser.parse_args(argv)
@@ -159,13 +190,19 @@ def main(argv: list[str] | None = None) -> int:
 
     work = bench_dir("plan")
     try:
-        with timed("migrate sqlite"):
-            engine = fresh_sqlite(work / "plan.db")
-        figures = bench_backend(
-            "sqlite", engine, patients=patients, per_patient=per_patient, profile=args.profile
-        )
-        engine.dispose()
-        report("plan", figures)
+        if not args.pg_only:
+            with timed("migrate sqlite"):
+                engine = fresh_sqlite(work / "plan.db")
+            figures = bench_backend(
+                "sqlite",
+                engine,
+                patients=patients,
+                per_patient=per_patient,
+                profile=args.profile,
+                policy_change=args.policy_change,
+            )
+            engine.dispose()
+            report("plan", figures)
 
         if not args.no_pg and Postgres.available():
             pg = Postgres()
@@ -177,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                     patients=patients,
                     per_patient=per_patient,
                     profile=args.profile,
+                    policy_change=args.policy_change,
                 )
                 engine.dispose()
                 report("plan", figures)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from reminders.db.models import Message
 from reminders.db.types import UtcDateTime, sqlite_time, utcnow
+from reminders.outbox import bulk
 from reminders.outbox.status import sources, target
 
 _messages = cast(Table, Message.__table__)
@@ -105,30 +106,9 @@ def insert_planned(db: Session, planned: Sequence[PlannedRow], timestamp: dateti
     """The planner's hot path: new outbox rows, existing dedupe keys skipped; returns how many."""
     if not planned:
         return 0
-    if db.get_bind().dialect.name != "sqlite":
-        return insert_ignore(
-            db,
-            [
-                {
-                    "dedupe_key": pm.dedupe_key,
-                    "patient_id": pm.patient_id,
-                    "session_id": pm.session_id,
-                    "session_starts_at": pm.session_starts_at,
-                    "rule": pm.rule,
-                    "kind": pm.kind,
-                    "channel": pm.channel,
-                    "template": pm.template,
-                    "due_at": pm.due_at,
-                    "not_after": pm.not_after,
-                    "status": "planned",
-                    "attempts": 0,
-                    "data": pm.data,
-                    "created_at": timestamp,
-                    "updated_at": timestamp,
-                }
-                for pm in planned
-            ],
-        )
+    if db.get_bind().dialect.name == "postgresql":
+        # The whole batch in one INSERT ... SELECT FROM unnest(arrays) (reminders/outbox/bulk.py).
+        return bulk.insert_planned_postgres(db, planned, timestamp)
     # SQLite: a DB-API executemany with values already in their stored form (SQLAlchemy's
     # per-value processing costs more than SQLite's insert); rowcount = rows inserted.
     stamp = sqlite_time(timestamp)
@@ -186,7 +166,7 @@ def add_fallback(db: Session, msg: Message, channel: str, now: datetime) -> None
     )
 
 
-# --- re-planning ------------------------------------------------------------------------------
+# --- conditional updates --------------------------------------------------------------------
 
 
 def _update(db: Session, *conditions: Any, **values: Any) -> None:
@@ -195,64 +175,6 @@ def _update(db: Session, *conditions: Any, **values: Any) -> None:
         .where(*conditions)
         .values(**values)
         .execution_options(synchronize_session=False)
-    )
-
-
-def revive(
-    db: Session,
-    message_id: int,
-    *,
-    due_at: datetime,
-    not_after: datetime | None,
-    data: dict[str, Any],
-    at: datetime,
-) -> None:
-    """A message the planner cancelled is wanted again: back to ``planned``."""
-    _update(
-        db,
-        Message.id == message_id,
-        Message.status.in_(sources("revive")),
-        status=target("revive"),
-        reason=None,
-        due_at=due_at,
-        not_after=not_after,
-        data=data,
-        updated_at=at,
-    )
-
-
-def move(
-    db: Session,
-    message_id: int,
-    *,
-    due_at: datetime,
-    not_after: datetime | None,
-    data: dict[str, Any],
-    at: datetime,
-) -> None:
-    """A planned message gets a new due time (unless a dispatcher holds it right now)."""
-    _update(
-        db,
-        Message.id == message_id,
-        Message.status == "planned",
-        Message.lease_owner.is_(None),
-        due_at=due_at,
-        not_after=not_after,
-        data=data,
-        updated_at=at,
-    )
-
-
-def cancel_planned(db: Session, message_id: int, *, reason: str, at: datetime) -> None:
-    _update(
-        db,
-        Message.id == message_id,
-        Message.status.in_(sources("cancel")),
-        status=target("cancel"),
-        reason=reason,
-        updated_at=at,
-        lease_owner=None,
-        lease_until=None,
     )
 
 

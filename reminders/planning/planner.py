@@ -4,7 +4,8 @@ Policy and facts in, :class:`PlannedMessage` out (:func:`plan_session`,
 :func:`plan_nudges`, :func:`derive_series`, :func:`plan_patient`); no database and no
 clock. :mod:`reminders.planning.plan_pass` applies them to the outbox. The dedupe key
 (rule, channel, session, start time) makes planning idempotent: a reschedule plans new
-keys and the old ones are cancelled.
+keys and the old ones are cancelled. A :class:`PlanMemo` lets sessions at the same time in the
+same zone share their time arithmetic (the same results, faster).
 """
 
 from __future__ import annotations
@@ -115,15 +116,68 @@ def _rule_due(rule: Rule, session: SessionFacts, tz: ZoneInfo) -> datetime:
     return shift(anchor, when, tz)
 
 
-def plan_session(
-    session: SessionFacts, position: SeriesPosition, policy: Policy, tz: ZoneInfo
-) -> list[PlannedMessage]:
-    """Every reminder and check-in one session gets under the policy (pure)."""
-    if session.status == "cancelled":
-        return []
-    planned: list[PlannedMessage] = []
+# One message a session gets, as far as it depends on the session's time only: rule, kind,
+# channel, template, pre-session, due at, not after (None for pre-session messages: the
+# session's own start), note. A plain tuple: cheaper to make than an object.
+_Timing = tuple[str, str, str, str, bool, datetime, datetime | None, str | None]
+
+
+class PlanMemo:
+    """Reuses the time arithmetic of sessions that start at the same instant, last as long,
+    are planned in the same zone and select the same rules (kind, status, phase): clinics book
+    on a grid, so a plan pass over many upcoming sessions computes each combination once.
+
+    Only for one policy (another policy bypasses it) and bounded (it starts afresh when full).
+    When it stops paying (fewer hits than misses over ``PROBE`` lookups, as for a history of
+    past sessions at scattered times) it steps aside for ``REST`` sessions, then tries again.
+    Pass one to :func:`plan_patient` or :func:`plan_session`; results are identical without it.
+    """
+
+    PROBE = 1024
+    REST = 8192
+    __slots__ = ("policy", "max_entries", "_timings", "_hits", "_misses", "_resting")
+
+    def __init__(self, policy: Policy, max_entries: int = 8192) -> None:
+        self.policy = policy
+        self.max_entries = max_entries
+        self._timings: dict[tuple[Any, ...], tuple[_Timing, ...]] = {}
+        self._hits = self._misses = self._resting = 0
+
+    def timings(self, session: SessionFacts, phase: str, tz: ZoneInfo) -> tuple[_Timing, ...]:
+        if self._resting:
+            self._resting -= 1
+            return _session_timings(session, phase, self.policy, tz)
+        key = (
+            session.starts_at,
+            session.duration_minutes,
+            tz,
+            session.kind,
+            session.status,
+            phase,
+        )
+        found = self._timings.get(key)
+        if found is not None:
+            self._hits += 1
+            return found
+        found = _session_timings(session, phase, self.policy, tz)
+        if len(self._timings) >= self.max_entries:
+            self._timings.clear()
+        self._timings[key] = found
+        self._misses += 1
+        if self._misses + self._hits >= self.PROBE:
+            if self._hits < self._misses:
+                self._resting = self.REST
+            self._hits = self._misses = 0
+        return found
+
+
+def _session_timings(
+    session: SessionFacts, phase: str, policy: Policy, tz: ZoneInfo
+) -> tuple[_Timing, ...]:
+    """The rules, channels and times a (not cancelled) session gets (pure)."""
+    timings: list[_Timing] = []
     for rule in policy.rules:
-        if not rule.applies_to(kind=session.kind, phase=position.phase):
+        if not rule.applies_to(kind=session.kind, phase=phase):
             continue
         pre_session = rule.kind == "reminder"
         if pre_session and session.status not in ACTIVE_SESSION_STATUSES:
@@ -141,31 +195,60 @@ def plan_session(
                 min_lead=policy.min_lead,
                 margin=policy.quiet_margin,
             )
-            not_after = (
-                session.starts_at if pre_session else placement.due_at + policy.expiry_for(rule)
-            )
-            data: dict[str, Any] = {
-                "series_number": position.series_number,
-                "series_size": position.series_size,
-                "phase": position.phase,
-            }
-            if placement.note:
-                data["note"] = placement.note
-            planned.append(
-                PlannedMessage(
-                    dedupe_key=session_key(rule.name, channel, session.id, session.starts_at),
-                    rule=rule.name,
-                    kind=rule.kind,
-                    channel=channel,
-                    template=rule.template,
-                    due_at=placement.due_at,
-                    not_after=not_after,
-                    patient_id=session.patient_id,
-                    session_id=session.id,
-                    session_starts_at=session.starts_at,
-                    data=data,
+            not_after = None if pre_session else placement.due_at + policy.expiry_for(rule)
+            timings.append(
+                (
+                    rule.name,
+                    rule.kind,
+                    channel,
+                    rule.template,
+                    pre_session,
+                    placement.due_at,
+                    not_after,
+                    placement.note,
                 )
             )
+    return tuple(timings)
+
+
+def plan_session(
+    session: SessionFacts,
+    position: SeriesPosition,
+    policy: Policy,
+    tz: ZoneInfo,
+    memo: PlanMemo | None = None,
+) -> list[PlannedMessage]:
+    """Every reminder and check-in one session gets under the policy (pure)."""
+    if session.status == "cancelled":
+        return []
+    if memo is not None and memo.policy is policy:
+        timings = memo.timings(session, position.phase, tz)
+    else:
+        timings = _session_timings(session, position.phase, policy, tz)
+    planned: list[PlannedMessage] = []
+    for rule, kind, channel, template, pre_session, due_at, not_after, note in timings:
+        data: dict[str, Any] = {
+            "series_number": position.series_number,
+            "series_size": position.series_size,
+            "phase": position.phase,
+        }
+        if note:
+            data["note"] = note
+        planned.append(
+            PlannedMessage(
+                dedupe_key=session_key(rule, channel, session.id, session.starts_at),
+                rule=rule,
+                kind=kind,
+                channel=channel,
+                template=template,
+                due_at=due_at,
+                not_after=session.starts_at if pre_session else not_after,
+                patient_id=session.patient_id,
+                session_id=session.id,
+                session_starts_at=session.starts_at,
+                data=data,
+            )
+        )
     return planned
 
 
@@ -246,8 +329,9 @@ def plan_patient(
     policy: Policy,
     default_tz: ZoneInfo,
     now: datetime,
+    memo: PlanMemo | None = None,
 ) -> list[PlannedMessage]:
-    """Everything one patient should get, as of ``now`` (pure)."""
+    """Everything one patient should get, as of ``now`` (pure; ``memo`` only saves time)."""
     positions = derive_series(sessions, patient.initial_series_size)
     planned: list[PlannedMessage] = []
     for s in sessions:
@@ -256,7 +340,7 @@ def plan_patient(
             location_tz=location_zones.get(s.location_id or ""),
             default=default_tz,
         )
-        planned.extend(plan_session(s, positions[s.id], policy, tz))
+        planned.extend(plan_session(s, positions[s.id], policy, tz, memo))
     last_location = max(sessions, key=lambda s: s.starts_at).location_id if sessions else None
     nudge_tz = recipient_zone(
         patient_tz=patient.timezone,
