@@ -42,8 +42,9 @@ kills and restarts done, worker exits nobody asked for, and a summary of the wor
 more than the rate + 1 in a window. Bad figures do not fail the script; a crash does.
 
 The stand-in makes Twilio status callbacks and signed SendGrid events (``processed``,
-``delivered``) to ``REMINDERS_PUBLIC_URL``, which is worker 1's port (``--no-callbacks``: none).
-A Twilio callback made while worker 1 is down is lost (Twilio does not retry them; the
+``delivered``) to ``REMINDERS_PUBLIC_URL``, a small front that passes each request to the next
+worker that answers, as a reverse proxy before several workers would (``--no-callbacks``: none).
+A Twilio callback that no worker answers is lost (Twilio does not retry them; the
 reconcile pass asks Twilio instead); a SendGrid event batch that fails is posted again after
 1, 2, 4... s, as SendGrid does (for a day). Both are counted in the figures. Worker settings for a run of minutes: leases 20 s,
 batches of 40, retries after 2-15 s, a 2-s provider timeout, reconciling every 2 s, Twilio
@@ -65,6 +66,7 @@ import base64
 import bisect
 import contextlib
 import ctypes
+import http.server
 import json
 import os
 import random
@@ -75,8 +77,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -255,6 +260,59 @@ class Slot:
                 return READY_MARK in fh.read()
         except OSError:
             return False
+
+
+class Front:
+    """What production puts before several workers (docker-compose's reverse proxy, a load
+    balancer): one public address for the providers' webhooks, each request passed to the
+    next worker that answers. ``REMINDERS_PUBLIC_URL`` is this address, so Twilio signatures,
+    computed over it, still verify at whichever worker gets the request."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self._next = 0
+        self._lock = threading.Lock()
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                status, answer = front.forward(self.path, body, headers)
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def forward(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        with self._lock:
+            start, self._next = self._next, self._next + 1
+        for i in range(len(self.ports)):
+            port = self.ports[(start + i) % len(self.ports)]
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}{path}", data=body, headers=headers, method="POST"
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read()
+            except OSError:
+                continue  # that worker is down: the next one
+        return 502, b""
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Fleet:
@@ -553,6 +611,7 @@ class ScenarioRun:
         self.standin: ProviderStandIn | None = None
         self.fleet: Fleet | None = None
         self.outbox: Outbox | None = None
+        self.front: Front | None = None
         self.seeded: set[int] = set()
         self.channel_of: dict[int, str] = {}
         self.time = Timeline()
@@ -606,8 +665,8 @@ class ScenarioRun:
         return base64.b64encode(der).decode("ascii")
 
     def start_standin(self, public_url: str) -> ProviderStandIn:
-        """Status callbacks and signed events go to ``public_url`` (worker 1), best effort:
-        while worker 1 is down they are lost (the stand-in does not retry them)."""
+        """Status callbacks and signed events go to ``public_url`` (the front before the
+        workers); a Twilio callback that fails is lost, a SendGrid event batch is retried."""
         faults = Faults(rate=self.sc.fault_rate, seed=self.seed)
         standin = ProviderStandIn(
             account_sid=TWILIO_ACCOUNT_SID,
@@ -726,7 +785,7 @@ class ScenarioRun:
     def chaos_sigterm(self) -> None:
         assert self.fleet is not None and self.outbox is not None and self.sc.sigterm_at
         reached = self.wait_fraction(self.sc.sigterm_at)
-        # The last worker: worker 1 takes the providers' webhooks, which would be lost meanwhile.
+        # The last worker (kept from an older set-up where worker 1 took the webhooks alone).
         slot = self.fleet.slots[-1]
         assert slot.proc is not None
         worker = slot.worker_id
@@ -819,7 +878,8 @@ class ScenarioRun:
             url = self.seed_data()
             self.outbox = Outbox(url)
             ports = [free_port() for _ in range(sc.workers)]
-            public_url = f"http://127.0.0.1:{ports[0]}"  # worker 1 takes the webhooks
+            self.front = Front(ports)  # the webhooks' public address, before the workers
+            public_url = self.front.url
             self.standin = self.start_standin(public_url)
             env = self.worker_env(url, self.standin.url, public_url)
             self.fleet = Fleet(self.work, ports, env)
@@ -837,7 +897,7 @@ class ScenarioRun:
             # Faults only: they last the whole run, so settling counts from the start.
             events = sc.kills or sc.pg_restarts or sc.sigterm_at is not None
             self.settle(time.monotonic() if events else self.time.began)
-            # Let the last status callbacks and events reach worker 1 before it stops.
+            # Let the last status callbacks and events reach the workers before they stop.
             self.figures["callbacks_drained"] = self.standin.wait_callbacks(10.0)
             self.figures["worker_exit_s"] = self.fleet.stop_all()
             self.collect()
@@ -849,6 +909,8 @@ class ScenarioRun:
     def cleanup(self) -> None:
         if self.fleet is not None:
             self.fleet.kill_all()
+        if self.front is not None:
+            self.front.stop()
         if self.standin is not None:
             try:
                 self.standin.stop()
@@ -1099,7 +1161,7 @@ def print_table(f: dict[str, Any]) -> None:
             f"before {s['held_before']}",
         )
     row("faults injected", f["faults"] or "none")
-    row("callbacks / events to worker 1", f["callbacks"])
+    row("callbacks / events to the workers", f["callbacks"])
     for provider, r in f["rate"].items():
         row(
             f"max sends in 1 s, {provider}",

@@ -124,3 +124,29 @@ def test_the_database_refuses_a_status_outside_the_list(engine: Engine, bad: str
         )
     with pytest.raises(IntegrityError, match="ck_messages_status|CHECK"), engine.begin() as conn:
         conn.execute(text("UPDATE messages SET status = :s WHERE dedupe_key = 'k'"), {"s": bad})
+
+
+def test_a_batch_at_one_sms_a_second_goes_out_well_within_its_lease(
+    db_url: str, tmp_path: Path
+) -> None:
+    from reminders.dispatch.dispatcher import Dispatcher
+    from reminders.providers.dryrun import DryRunProvider
+
+    settings = make_test_settings(db_url, tmp_path, lease_seconds=120, dispatch_batch_size=200)
+    runtime = Runtime(settings)
+    slow = DryRunProvider(channel="sms", directory=settings.dryrun_dir, rate_per_second=1.0)
+    fast = DryRunProvider(channel="email", directory=settings.dryrun_dir, rate_per_second=0)
+    dispatcher = Dispatcher(
+        settings=settings,
+        policy=runtime.policy,
+        session_factory=runtime.session_factory,
+        providers={"sms": slow, "email": fast},
+        owner="w1",
+    )
+    try:
+        # 30 messages at 1/s take 30 s of a 120-s lease; unlimited providers take the batch size.
+        assert dispatcher.claim_limit(slow) == 30
+        assert dispatcher.claim_limit(fast) == 200
+    finally:
+        dispatcher.close()
+        runtime.close()
