@@ -8,14 +8,18 @@ Crisis comes first so that no keyword or score can hide it; the risk screen read
 text, the commands only ``command`` (the first line of an email, the whole SMS). A review
 finding is kept on the classification whatever the kind ("7, not suicidal, just tired" is a
 check-in score *and* a message a person must read soon).
+
+:func:`for_sender` then takes the commands out of a message whose sender is not verified (an
+email failing SPF/DKIM): it is read by a person and changes nothing by itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from reminders.conversations.keywords import is_confirm, is_reschedule, keyword_command, parse_score
+from reminders.conversations.matching import sender_unverified
 from reminders.conversations.risk import RiskFinding, RiskScreen
 
 Kind = Literal[
@@ -85,4 +89,22 @@ def classify(
         return Classification("checkin", risk=risk, score=parsed[0], comment=parsed[1])
     if risk is not None:
         return Classification("review", risk=risk)
+    return Classification("free_text")
+
+
+def for_sender(cls: Classification, sender_note: str | None) -> Classification:
+    """What may be acted on, given the sender's match note (``matching.match_inbound``).
+
+    A sender that is not verified (a forged ``From:`` reads exactly like the patient) gets no
+    automatic effect: a crisis stays a crisis, so on-call staff are still paged (safety first),
+    but without recording its score; a keyword (STOP, START, HELP), a confirmation, a request to
+    reschedule or a check-in score becomes a message for a person to read (``review`` when the
+    risk screen flagged it). A verified sender's classification is returned as it is.
+    """
+    if not sender_unverified(sender_note):
+        return cls
+    if cls.kind == "crisis":
+        return replace(cls, score=None)
+    if cls.risk is not None:
+        return Classification("review", risk=cls.risk)
     return Classification("free_text")

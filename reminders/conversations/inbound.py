@@ -35,9 +35,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.conversations.classify import Classification, classify
+from reminders.conversations.classify import Classification, classify, for_sender
 from reminders.conversations.matching import (
-    match_sender,
+    match_inbound,
     next_session,
     normalise_address,
     outstanding_checkin,
@@ -243,7 +243,7 @@ def _stored_result(
 def _apply(
     db: Session, settings: Settings, inbound: InboundMessage, screen: RiskScreen, *, now: datetime
 ) -> InboundResult:
-    patient, note = match_sender(db, inbound.channel, inbound.from_address)
+    patient, note = match_inbound(db, inbound)  # an email's note: its sender's verdict first
     inbound.patient_id = patient.id if patient else None
     inbound.match_note = note
     checkin = outstanding_checkin(db, patient.id, now) if patient else None
@@ -255,6 +255,7 @@ def _apply(
         checkin_outstanding=checkin is not None,
         command=command_of(inbound),
     )
+    cls = for_sender(cls, note)  # a sender not verified: read by a person, never acted on
     inbound.classification = cls.kind
     result = InboundResult(
         inbound.id, classification=cls.kind, patient_id=inbound.patient_id, match_note=note

@@ -1,11 +1,17 @@
 """Who sent an inbound message, and what it may be answering: the patient behind a phone
 number or email address (a shared family phone is resolved by the latest message sent),
 their outstanding check-in (and recording its answer), their next session, their location.
+
+An emailed reply also carries a verdict on its sender (SPF/DKIM, worked out on receipt by
+:mod:`reminders.providers.sendgrid.inbound_auth`), kept at the head of its ``match_note``:
+"sender verified (dkim pass; spf none)" or "sender not verified (dkim none; spf fail): not
+acted on automatically". An email with no verdict recorded reads as not verified.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 
 import phonenumbers
@@ -75,6 +81,38 @@ def match_sender(db: Session, channel: str, address: str) -> tuple[Patient | Non
         f"{shared}; matched to {chosen.id}, recipient of the most recent message "
         f"#{latest.id} ({latest.kind}, sent {sent})"
     )
+
+
+VERIFIED = "sender verified"
+UNVERIFIED = "sender not verified"
+NOT_ACTED_ON = "not acted on automatically"
+_VERDICT = re.compile(rf"^(?:{VERIFIED} \([^()]*\)|{UNVERIFIED} \([^()]*\): {NOT_ACTED_ON})(?=;|$)")
+
+
+def verdict_note(authenticated: bool, reason: str) -> str:
+    """A sender verdict as ``match_note`` holds it; ``reason`` names results, never addresses."""
+    reason = re.sub(r"[^a-z0-9 ;,./-]+", "", reason.lower()).strip()[:200] or "no result"
+    if authenticated:
+        return f"{VERIFIED} ({reason})"
+    return f"{UNVERIFIED} ({reason}): {NOT_ACTED_ON}"
+
+
+def sender_unverified(note: str | None) -> bool:
+    """True for a note that starts with a "not verified" verdict: such a message is filed for a
+    person to read and changes nothing by itself (``classify.for_sender``)."""
+    return (note or "").startswith(UNVERIFIED + " (")
+
+
+def match_inbound(db: Session, inbound: InboundMessage) -> tuple[Patient | None, str | None]:
+    """:func:`match_sender` for a stored message. For an email the note starts with the verdict
+    on its sender recorded on receipt; none recorded (fed in by other means, or the process
+    stopped before recording it) is "not verified": failing closed."""
+    patient, note = match_sender(db, inbound.channel, inbound.from_address)
+    if inbound.channel != "email":
+        return patient, note
+    found = _VERDICT.match(inbound.match_note or "")
+    verdict = found.group(0) if found else verdict_note(False, "no verdict recorded")
+    return patient, "; ".join(part for part in (verdict, note) if part)[:500]
 
 
 def outstanding_checkin(db: Session, patient_id: str, now: datetime) -> Message | None:

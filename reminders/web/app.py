@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from reminders.bodylimits import BodyLimitMiddleware
 from reminders.db.models import WorkerState
 from reminders.metrics import REGISTRY, register_database
 from reminders.outbox.settle import count_in_doubt
@@ -54,6 +55,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         staff.router,
     ):
         app.include_router(router)
+    # Each route's body limit, before its body is read (reminders/bodylimits.py).
+    app.add_middleware(BodyLimitMiddleware)
     return app
 
 

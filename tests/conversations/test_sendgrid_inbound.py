@@ -33,6 +33,10 @@ def _post(
         "subject": "Re: Your visit",
         "text": text,
         "headers": f"Message-ID: {message_id}\nSubject: Re: Your visit\n",
+        # A sender verified by SendGrid (tests/conversations/test_email_sender_auth.py).
+        "SPF": "pass",
+        "dkim": "{@example.com : pass}",
+        "envelope": '{"to": ["replies@clinic.example"], "from": "ana@example.com"}',
     }
     return client.post(url, data=data, files={"attachment-info": (None, "{}")}, headers=headers)
 

@@ -145,3 +145,52 @@ def test_sendgrid_inbound_never_500(
     assert response.status_code < 500
     if secret != INBOUND_SECRET:
         assert _stored(clinic)[0] == before
+
+
+def _statuses(rt: Runtime) -> list[tuple[int, str]]:
+    with rt.session_factory() as db:
+        return [(m.id, m.status) for m in db.scalars(select(Message).order_by(Message.id))]
+
+
+@FUZZ
+@given(
+    form=forms | st.dictionaries(st.sampled_from(["MessageStatus", "ErrorCode", "To"]), any_text),
+    mid=st.none() | st.integers(-5, 10**12).map(str) | header_text,
+    signature=st.none() | header_text,
+)
+def test_unsigned_status_callbacks_never_500_and_change_nothing(
+    client: TestClient,
+    clinic: Runtime,
+    form: dict[str, str],
+    mid: str | None,
+    signature: str | None,
+) -> None:
+    before = (_stored(clinic), _statuses(clinic))
+    url = "/webhooks/twilio/status" + (f"?mid={mid}" if mid is not None else "")
+    headers = {"X-Twilio-Signature": signature} if signature is not None else {}
+    response = client.post(url, data=form, headers=headers)
+    assert response.status_code in (403, 413)
+    assert (_stored(clinic), _statuses(clinic)) == before
+
+
+@FUZZ
+@given(
+    body=st.binary(max_size=2000) | any_text.map(str.encode),
+    signature=header_text,
+    timestamp=header_text,
+)
+def test_unsigned_sendgrid_events_never_500_and_change_nothing(
+    client: TestClient, clinic: Runtime, body: bytes, signature: str, timestamp: str
+) -> None:
+    before = (_stored(clinic), _statuses(clinic))
+    response = client.post(
+        "/webhooks/sendgrid/events",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Twilio-Email-Event-Webhook-Signature": signature,
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+        },
+    )
+    assert response.status_code < 500
+    assert (_stored(clinic), _statuses(clinic)) == before

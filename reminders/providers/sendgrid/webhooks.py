@@ -14,6 +14,15 @@ An emailed reply is stored before it is processed, as an SMS is (the same
 stored, so SendGrid retries; 200 once it is stored.
 
 Every outcome is counted in ``reminders_webhooks_total``.
+
+Bodies (:mod:`reminders.bodylimits`): events are at most 5 MiB and Inbound Parse posts 32 MiB
+(413 before they are read). An event post without signature headers, or with a timestamp
+out of the allowed skew, is refused before its body is read; the signature is checked over
+the raw body before it is parsed, and both run in a thread, never on the event loop.
+
+An event changes only its own message: an opt-out, a bounce or a drop is recorded for the
+address that message went to (:func:`~reminders.providers.twilio.webhooks.message_recipient`),
+never for the ``email`` the event names; when the two differ a warning is logged (ids only).
 """
 
 from __future__ import annotations
@@ -40,13 +49,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from reminders.bodylimits import (
+    SENDGRID_EVENTS_BODY_LIMIT,
+    SENDGRID_INBOUND_BODY_LIMIT,
+    read_body,
+)
 from reminders.db.models import Message, ProviderEvent
 from reminders.logs import event
 from reminders.metrics import count_webhook
 from reminders.outbox import delivery
 from reminders.outbox.consent import set_opt_out
 from reminders.providers.http import outbox_id
-from reminders.providers.twilio.webhooks import accept_inbound
+from reminders.providers.twilio.webhooks import (
+    accept_inbound,
+    message_recipient,
+    warn_if_other_address,
+)
 from reminders.runtime import Runtime
 from reminders.settings import Settings
 
@@ -59,7 +77,8 @@ SENDGRID_TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 # Signed events older (or newer) than this are refused, so a captured request cannot be replayed later.
 MAX_CLOCK_SKEW_SECONDS = 600
 SENDGRID_INBOUND_PATH = "/webhooks/sendgrid/inbound"
-MAX_EMAIL_BYTES = 30 * 1024 * 1024  # SendGrid's own limit
+MAX_EVENTS_BYTES = SENDGRID_EVENTS_BODY_LIMIT
+MAX_EMAIL_BYTES = SENDGRID_INBOUND_BODY_LIMIT  # SendGrid's own 30 MB, and the form's framing
 
 
 # --- the signed event webhook -----------------------------------------------------------------
@@ -76,6 +95,16 @@ def load_sendgrid_key(value: str) -> ec.EllipticCurvePublicKey:
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise ValueError("the SendGrid webhook key is not an elliptic-curve public key")
     return key
+
+
+def signature_headers_plausible(
+    signature: str, timestamp: str, *, now: float | None = None
+) -> bool:
+    """What can be checked before the body is read: both headers there, and the timestamp a
+    number within the allowed clock skew."""
+    if not signature or not timestamp.isdigit():
+        return False
+    return abs((now if now is not None else time.time()) - int(timestamp)) <= MAX_CLOCK_SKEW_SECONDS
 
 
 def verify_sendgrid_signature(
@@ -104,21 +133,27 @@ async def sendgrid_events(request: Request) -> Response:
     if not settings.sendgrid_webhook_public_key:
         count_webhook(SENDGRID_HOOK, "refused")
         return Response(status_code=403)
-    body = await request.body()
-    ok = verify_sendgrid_signature(
-        settings.sendgrid_webhook_public_key,
-        signature=request.headers.get(SENDGRID_SIGNATURE_HEADER, ""),
-        timestamp=request.headers.get(SENDGRID_TIMESTAMP_HEADER, ""),
-        body=body,
-    )
-    if not ok:
+    signature = request.headers.get(SENDGRID_SIGNATURE_HEADER, "")
+    timestamp = request.headers.get(SENDGRID_TIMESTAMP_HEADER, "")
+    if not signature_headers_plausible(signature, timestamp):  # refused unread
         count_webhook(SENDGRID_HOOK, "forbidden")
         event(log, "sendgrid events with a bad signature", logging.WARNING)
         return Response(status_code=403)
-    try:
-        events = json.loads(body)
-    except ValueError:
-        events = None
+    body = await read_body(request, MAX_EVENTS_BYTES)
+    if body is None:
+        count_webhook(SENDGRID_HOOK, "refused")
+        return Response(status_code=413)
+    signed, events = await run_in_threadpool(
+        verified_events,
+        settings.sendgrid_webhook_public_key,
+        signature=signature,
+        timestamp=timestamp,
+        body=body,
+    )
+    if not signed:
+        count_webhook(SENDGRID_HOOK, "forbidden")
+        event(log, "sendgrid events with a bad signature", logging.WARNING)
+        return Response(status_code=403)
     if not isinstance(events, list):
         count_webhook(SENDGRID_HOOK, "invalid")
         return Response(status_code=400)
@@ -128,6 +163,22 @@ async def sendgrid_events(request: Request) -> Response:
     # An event that failed on our side (database down...) makes SendGrid retry the batch;
     # events already applied are skipped then by their sg_event_id.
     return Response(status_code=500 if "error" in outcomes else 200)
+
+
+def verified_events(
+    public_key: str, *, signature: str, timestamp: str, body: bytes
+) -> tuple[bool, Any]:
+    """Whether the signature is good, and then the parsed body (None when it is not JSON).
+    The signature is checked first: nothing unsigned is parsed. CPU work over up to 5 MiB:
+    run it in a thread."""
+    if not verify_sendgrid_signature(
+        public_key, signature=signature, timestamp=timestamp, body=body
+    ):
+        return False, None
+    try:
+        return True, json.loads(body)
+    except ValueError:
+        return True, None
 
 
 def apply_sendgrid_events(
@@ -151,7 +202,7 @@ def _email_failure(db: Session, message: Message, item: dict[str, Any], *, kind:
     changed = delivery.apply_failed(
         message, error_code=code or kind, reason=f"sendgrid {kind}: {detail}"
     )
-    address = str(item.get("email") or "") or None
+    address = message_recipient(db, message)  # never the event's "email"
     lowered = detail.lower()
     if kind == "dropped" and ("unsubscribe" in lowered or "spam" in lowered):
         # Dropped because the address is on SendGrid's suppression list: the person said no.
@@ -196,12 +247,15 @@ def _handle_sendgrid_event(
         return delivery.note_deferred(
             message, f"deferred by the receiving server (attempt {item.get('attempt') or '?'})"
         )
+    # The rest act on the address the message went to, never on the event's "email".
+    address = message_recipient(db, message)
+    warn_if_other_address(
+        message, named=str(item.get("email") or "") or None, actual=address, report=kind
+    )
     if kind in ("bounce", "dropped"):
         return _email_failure(db, message, item, kind=kind)
     # spamreport, unsubscribe, group_unsubscribe: the person does not want our email.
-    return set_opt_out(
-        db, channel="email", address=str(item.get("email") or ""), source=_OPT_OUT_SOURCES[kind]
-    )
+    return set_opt_out(db, channel="email", address=address or "", source=_OPT_OUT_SOURCES[kind])
 
 
 def _apply_sendgrid_event(
@@ -310,8 +364,12 @@ async def sendgrid_inbound_basic_auth(request: Request) -> Response:
 
 
 async def _sendgrid_inbound(request: Request) -> Response:
+    from reminders.providers.sendgrid.inbound_auth import store_email
+
     hook = "sendgrid_inbound"
     runtime: Runtime = request.app.state.runtime
+    # Bounded before it is read; without a Content-Length the app's middleware counts
+    # (reminders.bodylimits).
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_EMAIL_BYTES:
         count_webhook(hook, "refused")
@@ -322,6 +380,7 @@ async def _sendgrid_inbound(request: Request) -> Response:
         count_webhook(hook, "bad_request")
         return Response(status_code=400)
     fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    await form.close()  # attachments are not used: their temporary files go now
     sender = parseaddr(fields.get("from", ""))[1].strip().lower()
     if "@" not in sender:
         count_webhook(hook, "ignored")
@@ -344,12 +403,10 @@ async def _sendgrid_inbound(request: Request) -> Response:
         ).hexdigest()
         message_id = f"sha256:{digest}"
     # Stored (committed) before anything else, else 503 and SendGrid retries; then processed.
-    status = await accept_inbound(
-        runtime,
-        hook,
-        channel="email",
-        from_address=sender,
-        body=body,
-        provider_message_id=f"email:{message_id}",
-    )
+    # Stored first with the verdict on its sender (SPF/DKIM, inbound_auth): a reply whose sender
+    # is not verified is filed for staff to read and never acted on automatically.
+    stored = dict(from_address=sender, body=body, provider_message_id=f"email:{message_id}")
+    if not await store_email(runtime, hook, fields, **stored):
+        return Response(status_code=503)
+    status = await accept_inbound(runtime, hook, channel="email", **stored)
     return Response(status_code=status)

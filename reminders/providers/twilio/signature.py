@@ -12,12 +12,16 @@ same characters into fields. Twilio's own requests have each key once, and keys 
 letters and digits only (``MessageSid``, ``MediaUrl0``...): a form with a repeated key or any
 other key is refused here. The webhooks check the fields they rely on for the rest (see
 :mod:`reminders.providers.twilio.webhooks`).
+
+:func:`signed_form` parses a (size-bounded) body and checks it: CPU work, which the webhooks
+run in a thread so that it never holds up the event loop.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import (
@@ -30,6 +34,7 @@ from reminders.settings import Settings
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 TWILIO_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+MAX_FORM_FIELDS = 200  # Twilio's forms have a few dozen at most (an MMS: two per media)
 
 
 def twilio_shaped(params: ImmutableMultiDict[str, str]) -> bool:
@@ -72,3 +77,20 @@ def request_signed(
         )
     except (TypeError, ValueError):
         return False
+
+
+def signed_form(
+    settings: Settings, *, raw: bytes, path: str, query: str, headers: Mapping[str, str]
+) -> ImmutableMultiDict[str, str] | str:
+    """The form fields of a request Twilio signed, or why not: ``"malformed"`` (not UTF-8,
+    too many fields) or ``"bad_signature"``. Parses and computes HMACs: run it in a thread."""
+    try:
+        pairs = parse_qsl(
+            raw.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError):
+        return "malformed"
+    params: ImmutableMultiDict[str, str] = ImmutableMultiDict(pairs)
+    if not request_signed(settings, path=path, query=query, params=params, headers=headers):
+        return "bad_signature"
+    return params

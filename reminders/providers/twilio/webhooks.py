@@ -29,7 +29,15 @@ present), the de-duplication key, and an ``AccountSid`` equal to
 400 or 403, counted as ``refused``, and nothing is stored.
 
 Status callbacks carry our outbox id in the callback URL (``?mid=``); unknown ids answer
-200 so Twilio stops retrying.
+200 so Twilio stops retrying. A callback changes only its own message: an opt-out (21610) or
+an invalid number is recorded for the address that message went to
+(:func:`message_recipient`), never for the ``To`` the callback names; when the two differ
+a warning is logged (ids only) and ``To`` is ignored.
+
+Bodies: the route's limit (:data:`~reminders.bodylimits.TWILIO_BODY_LIMIT`, 64 KiB) holds
+before the body is read (413); a request without a signature header is refused before it is
+read at all. The form is parsed and its signature checked in a thread, never on the event
+loop (Twilio's signature covers the parsed fields, so the parsing comes first).
 """
 
 from __future__ import annotations
@@ -42,7 +50,6 @@ import weakref
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
-from urllib.parse import parse_qsl
 
 import anyio
 import anyio.to_thread
@@ -52,16 +59,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
 
+from reminders.bodylimits import TWILIO_BODY_LIMIT, read_body
 from reminders.conversations.inbound import InboundResult, process_inbound, store_inbound
-from reminders.db.models import Message
+from reminders.db.models import Message, Patient
 from reminders.logs import event
 from reminders.metrics import count_webhook
 from reminders.outbox import delivery
-from reminders.outbox.consent import set_opt_out
+from reminders.outbox.consent import normalise_address, set_opt_out
 from reminders.providers.http import outbox_id
 from reminders.providers.twilio.codes import CALLBACK_INVALID_NUMBER_CODES, OPTED_OUT_CODES
 from reminders.providers.twilio.send import STATUS_CALLBACK_PATH
-from reminders.providers.twilio.signature import SIGNATURE_HEADER, auth_token, request_signed
+from reminders.providers.twilio.signature import SIGNATURE_HEADER, auth_token, signed_form
 from reminders.runtime import Runtime
 from reminders.settings import Settings
 
@@ -71,7 +79,7 @@ router = APIRouter()
 TWILIO_SMS_PATH = "/webhooks/twilio/sms"
 TWILIO_HOOK = "twilio_status"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-MAX_BODY_BYTES = 64 * 1024  # an SMS webhook is a few hundred bytes
+MAX_BODY_BYTES = TWILIO_BODY_LIMIT  # an SMS webhook is a few hundred bytes
 MESSAGE_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")  # SM... or MM...: fixed length
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 # Twilio waits 15 s: storing takes at most ~2 s; processing is waited for this long.
@@ -183,25 +191,21 @@ async def twilio_sms(request: Request) -> Response:
     if not request.headers.get(SIGNATURE_HEADER, ""):
         count_webhook(hook, "refused")
         return _twiml(403)
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
+    raw = await read_body(request, MAX_BODY_BYTES)
+    if raw is None:
         count_webhook(hook, "refused")
         return _twiml(413)
-    try:
-        text = raw.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=200)
-    except (UnicodeDecodeError, ValueError):
-        count_webhook(hook, "refused")
-        return _twiml(403)
-    params: ImmutableMultiDict[str, str] = ImmutableMultiDict(pairs)
-    if not request_signed(
+    check = partial(
+        signed_form,
         settings,
+        raw=raw,
         path=TWILIO_SMS_PATH,
         query=request.url.query,
-        params=params,
         headers=request.headers,
-    ):
-        count_webhook(hook, "bad_signature")
+    )
+    params = await anyio.to_thread.run_sync(check, limiter=_inbound_limiter())
+    if isinstance(params, str):
+        count_webhook(hook, "refused" if params == "malformed" else "bad_signature")
         return _twiml(403)
 
     refused = _sids_refused(settings, params)
@@ -239,21 +243,23 @@ async def twilio_status(request: Request) -> Response:
     if not auth_token(settings):
         count_webhook(TWILIO_HOOK, "refused")
         return Response(status_code=403)
-    body = await request.body()
-    try:
-        params: ImmutableMultiDict[str, str] = ImmutableMultiDict(
-            parse_qsl(body.decode("utf-8"), keep_blank_values=True)
-        )
-    except UnicodeDecodeError:
+    if not request.headers.get(SIGNATURE_HEADER, ""):  # refused before its body is read
         count_webhook(TWILIO_HOOK, "forbidden")
+        event(log, "twilio status callback without a signature", logging.WARNING)
         return Response(status_code=403)
-    if not request_signed(
+    raw = await read_body(request, MAX_BODY_BYTES)
+    if raw is None:
+        count_webhook(TWILIO_HOOK, "refused")
+        return Response(status_code=413)
+    params = await run_in_threadpool(
+        signed_form,
         settings,
+        raw=raw,
         path=request.url.path,
         query=request.url.query,
-        params=params,
         headers=request.headers,
-    ):
+    )
+    if isinstance(params, str):
         count_webhook(TWILIO_HOOK, "forbidden")
         event(log, "twilio status callback with a bad signature", logging.WARNING)
         return Response(status_code=403)
@@ -280,7 +286,11 @@ def apply_twilio_status(
     sid: str | None = None,
     now: datetime | None = None,
 ) -> str:
-    """Apply one status callback; returns the outcome label."""
+    """Apply one status callback; returns the outcome label.
+
+    ``to`` is the address the callback names: it is never acted on. An opt-out or an invalid
+    number is recorded for the address the message went to (:func:`message_recipient`); a
+    ``to`` that differs from it is logged (ids only) and otherwise ignored."""
     status = str(status).lower()
     now = now or datetime.now(UTC)
     with session_factory() as db:
@@ -298,16 +308,22 @@ def apply_twilio_status(
             changed = delivery.apply_failed(
                 message, error_code=error_code, reason=f"twilio {status} ({code})"
             )
-            if error_code in OPTED_OUT_CODES and to:
-                changed |= set_opt_out(db, channel="sms", address=to, source="twilio_21610")
-            elif error_code in CALLBACK_INVALID_NUMBER_CODES:
-                changed |= delivery.mark_address_unusable(
-                    db,
-                    message,
-                    channel="sms",
-                    address=to,
-                    problem=f"carrier reported invalid number ({error_code})",
-                )
+            if error_code in OPTED_OUT_CODES or error_code in CALLBACK_INVALID_NUMBER_CODES:
+                address = message_recipient(db, message)
+                warn_if_other_address(message, named=to, actual=address, report=str(error_code))
+                if error_code in OPTED_OUT_CODES:
+                    if address:
+                        changed |= set_opt_out(
+                            db, channel="sms", address=address, source="twilio_21610"
+                        )
+                else:
+                    changed |= delivery.mark_address_unusable(
+                        db,
+                        message,
+                        channel="sms",
+                        address=address,
+                        problem=f"carrier reported invalid number ({error_code})",
+                    )
         db.commit()
         event(
             log,
@@ -319,3 +335,45 @@ def apply_twilio_status(
             message_status=message.status,
         )
         return "applied" if changed else "unchanged"
+
+
+# --- the address a callback may act on -----------------------------------------------------
+
+
+def message_recipient(db: Session, message: Message) -> str | None:
+    """The address ``message`` went to, the only one a provider's report about it may change:
+    ``sent_to`` (recorded with each provider call), else its explicit ``to_address`` (staff
+    alerts, replies), else its patient's current phone or email (rows sent before ``sent_to``
+    was recorded); None when there is none."""
+    if message.sent_to:
+        return message.sent_to
+    if message.to_address:
+        return message.to_address
+    if message.patient_id is None:
+        return None
+    patient = db.get(Patient, message.patient_id)
+    if patient is None:
+        return None
+    return (patient.phone if message.channel == "sms" else patient.email) or None
+
+
+def warn_if_other_address(
+    message: Message, *, named: str | None, actual: str | None, report: str
+) -> bool:
+    """Log (ids, never addresses) a provider report naming an address other than the one its
+    message went to; True when it did. The named address is never acted on."""
+    if not named or not named.strip():
+        return False
+    if actual is not None and normalise_address(message.channel, named) == normalise_address(
+        message.channel, actual
+    ):
+        return False
+    event(
+        log,
+        "provider report names another address than its message's: ignored",
+        logging.WARNING,
+        id=message.id,
+        channel=message.channel,
+        report=report,
+    )
+    return True
