@@ -20,6 +20,7 @@ from reminders.templates.context import (
     normalise_language,
     sample_context,
 )
+from reminders.templates.limits import MAX_SOURCE
 from reminders.templates.render import TEXT_ENV, Rendered, render_source
 from reminders.templates.sms import SmsInfo, sms_info
 from reminders.templates.source import TemplateError, TemplateSource
@@ -100,9 +101,11 @@ def check_source(
     """Validate a template before it is saved or shipped.
 
     Errors: syntax errors and unknown variables (with their line), anything that fails to
-    render against sample data (confirmed and unconfirmed), a missing email subject, an
-    empty SMS. Warnings: an SMS above two segments, a sensitive word in an SMS or an
-    email subject. ``sms`` is the encoding and size of the sample SMS.
+    render against sample data (confirmed and unconfirmed), including going over a limit
+    of :mod:`reminders.templates.limits` (size, loops, time: "body line 2: template limit:
+    range() over 1,000 items"), a missing email subject, an empty SMS. Warnings: an SMS
+    above two segments, a sensitive word in an SMS or an email subject. ``sms`` is the
+    encoding and size of the sample SMS.
     """
     result = CheckResult()
     if channel not in CHANNELS:
@@ -124,6 +127,9 @@ def check_source(
 
     problems: list[tuple[int, str]] = []
     for part, text in parts.items():
+        if len(text) > MAX_SOURCE:  # before parsing it: the parse is not metered
+            problems.append((0, f"{part}: template limit: over {MAX_SOURCE // 1024} KB of text"))
+            continue
         try:
             tree = TEXT_ENV.parse(text)
         except TemplateSyntaxError as exc:

@@ -1,6 +1,9 @@
 """Rendering: sandboxed Jinja2 (``ImmutableSandboxedEnvironment``, ``StrictUndefined``,
 autoescape for HTML email); errors name the template, the line and the cause.
 
+Every render is limited in size, steps and time (:mod:`reminders.templates.limits`): a
+template over a limit fails with an error naming the limit, like any other template error.
+
 Rendering is on the dispatch hot path: compiled templates are cached by source text (and
 shipped files by modification time, see :mod:`reminders.templates.store`), so a message
 costs one small query and a render.
@@ -17,13 +20,20 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 from sqlalchemy.orm import Session
 
 from reminders.db.models import Location, Patient, TreatmentSession
 from reminders.settings import Settings
 from reminders.templates.context import build_context, context_language
+from reminders.templates.limits import (
+    MAX_SOURCE,
+    RENDER_S,
+    LimitedEnvironment,
+    LimitError,
+    render_budget,
+    render_capped,
+)
 from reminders.templates.sms import smart_encode
 from reminders.templates.source import TemplateError, TemplateSource
 from reminders.templates.store import resolve_template
@@ -43,9 +53,10 @@ _ENV_OPTIONS: dict[str, Any] = {
     "keep_trailing_newline": False,
     "auto_reload": False,
 }
-# Immutable: a template cannot call .append()/.update() on what it is given either.
-TEXT_ENV = ImmutableSandboxedEnvironment(autoescape=False, **_ENV_OPTIONS)
-_HTML_ENV = ImmutableSandboxedEnvironment(autoescape=True, **_ENV_OPTIONS)
+# Immutable: a template cannot call .append()/.update() on what it is given either; limited:
+# it cannot ask for a huge value, endless loops or more than its time.
+TEXT_ENV = LimitedEnvironment(autoescape=False, **_ENV_OPTIONS)
+_HTML_ENV = LimitedEnvironment(autoescape=True, **_ENV_OPTIONS)
 _TEMPLATE_FILENAME = "<template>"  # what Jinja puts in tracebacks for from_string templates
 
 
@@ -64,16 +75,20 @@ def _template_line(tb: TracebackType | None) -> int | None:
 
 
 def _render_part(source: str, *, html: bool, context: Mapping[str, Any], where: str) -> str:
+    if len(source) > MAX_SOURCE:
+        raise TemplateError(f"{where}: template limit: source over {MAX_SOURCE // 1024} KB")
     try:
         template = _compile(source, html)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{where} line {exc.lineno}: syntax error: {exc.message}") from None
     try:
-        return template.render(context)
+        return render_capped(template, context)
     except Exception as exc:  # noqa: BLE001 - template code can raise anything; report it with its line
         line = _template_line(exc.__traceback__)
         at = f" line {line}" if line else ""
-        if isinstance(exc, SecurityError):
+        if isinstance(exc, LimitError):
+            what = f"template limit: {exc}"
+        elif isinstance(exc, SecurityError):
             what = f"not allowed: {exc}"
         elif isinstance(exc, UndefinedError):
             what = f"undefined variable: {exc.message}"
@@ -101,7 +116,16 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
 
 
-def render_source(source: TemplateSource, context: Mapping[str, Any]) -> Rendered:
+def render_source(
+    source: TemplateSource, context: Mapping[str, Any], *, seconds: float = RENDER_S
+) -> Rendered:
+    """Render every part of ``source`` within ``seconds`` (less if an enclosing
+    :func:`~reminders.templates.limits.render_budget` has less left)."""
+    with render_budget(seconds):
+        return _render_source(source, context)
+
+
+def _render_source(source: TemplateSource, context: Mapping[str, Any]) -> Rendered:
     where = f"template {source.id} ({source.label})"
     body = _tidy(_render_part(source.body, html=False, context=context, where=f"{where} body"))
     if source.channel == "sms":

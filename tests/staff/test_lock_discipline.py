@@ -28,13 +28,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from reminders.db.models import AuditLog, StaffUser, TemplateVersion
 from reminders.runtime import Runtime
 from reminders.web.staff import auth
-from tests.staff.conftest import PASSWORD, SignedIn, csrf_of, login, sign_in
+from tests.staff.conftest import PASSWORD, SignedIn, login, sign_in
 
-# A legal template that takes a while to render: 200,000 loop steps, rendered three times
-# by a preview (two sample checks and the preview itself).
+# A legal template that takes a while to render (about 0.1-0.2 s, inside the render limits
+# of reminders/templates/limits.py), rendered three times by a preview (two sample checks and
+# the preview itself).
 SLOW_SMS = (
-    "{% set ns = namespace(n=0) %}{% for i in range(200) %}{% for j in range(1000) %}"
+    "{% set ns = namespace(n=0) %}{% for i in range(100) %}{% for j in range(90) %}"
     "{% set ns.n = ns.n + 1 %}{% endfor %}{% endfor %}"
+    '{% for k in range(10) %}{% set w = ("word " * 10000)|wordwrap(7) %}{% endfor %}'
     "Hi {{ patient.first_name }}, see you soon. Reply C to confirm ({{ ns.n }})."
 )
 # A probe that waits longer than this for the lock found it held by the console.
@@ -132,43 +134,6 @@ def test_login_verifies_the_password_outside_the_write_lock(
         assert auth.verify_password(user.password_hash, PASSWORD)
 
 
-def test_wrong_passwords_are_counted_outside_the_lock_and_none_lost(
-    app_client: TestClient,
-    factory: sessionmaker[Session],
-    db_path: Path,
-    slow_hasher: PasswordHasher,
-) -> None:
-    _user(factory, "slow@clinic.test", slow_hasher)
-    page = app_client.get("/staff/login")
-    token = csrf_of(page.text)
-
-    def wrong(n: int) -> Any:
-        return app_client.post(
-            "/staff/login",
-            data={"email": "slow@clinic.test", "password": f"wrong {n}", "csrf_token": token},
-        )
-
-    def four_at_once() -> list[int]:
-        codes: list[int] = []
-        threads = [
-            threading.Thread(target=lambda n=n: codes.append(wrong(n).status_code))
-            for n in range(auth.FREE_ATTEMPTS - 1)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return codes
-
-    codes, waits, took = probe_while(db_path, four_at_once)
-    assert codes == [401] * (auth.FREE_ATTEMPTS - 1)
-    assert_never_blocked(waits, took)
-    with factory() as db:
-        # Concurrent failures each counted once: the count is re-read under the lock.
-        assert db.scalars(select(StaffUser)).one().failed_logins == auth.FREE_ATTEMPTS - 1
-    assert wrong(99).status_code == 429  # the fifth locks the account
-
-
 def test_password_change_hashes_outside_the_lock(
     app_client: TestClient,
     factory: sessionmaker[Session],
@@ -209,7 +174,7 @@ def test_template_preview_renders_outside_the_lock(admin_client: SignedIn, db_pa
             "/staff/templates/day_before/sms/en/preview", {"body": SLOW_SMS, "patient": ""}
         ),
     )
-    assert response.status_code == 200 and "200000" in response.text
+    assert response.status_code == 200 and "(9000)" in response.text
     assert_never_blocked(waits, took)
 
 

@@ -37,6 +37,7 @@ from reminders.templates.context import (
     normalise_language,
     sample_context,
 )
+from reminders.templates.limits import PREVIEW_S, gate_on, render_budget
 from reminders.templates.render import Rendered, render_source
 from reminders.templates.sms import SmsInfo, sms_info
 from reminders.templates.source import TemplateError, TemplateSource
@@ -48,6 +49,7 @@ from reminders.web.staff.common import Staff, admin_posted, posted, render, see_
 log = logging.getLogger(__name__)
 router = APIRouter()
 FIELDS = ("subject", "body", "html")
+PREVIEWS_PER_10S = 15  # a live preview debounced at 300 ms, one at a time, needs fewer
 
 
 @dataclass
@@ -329,10 +331,17 @@ def template_preview(
     staff: Staff = Depends(posted),
     db: Session = Depends(get_db),
 ) -> Response:
-    """The preview and checks as HTML fragments the page swaps in (by element id)."""
+    """The preview and checks as HTML fragments the page swaps in (by element id). At most
+    PREVIEWS_PER_10S per user, one at a time, each within PREVIEW_S (a thread, not the loop)."""
     name, channel, language = _key(name, channel, language)
     draft = _draft_from_form(name, channel, language, subject, body, html)
-    checks = check_draft(db, settings_of(request), draft, patient)
+    gate = gate_on(request.app.state, PREVIEWS_PER_10S, 10.0)
+    with gate.admit(staff.user.email) as admitted:
+        if not admitted:
+            too_many = "Too many previews: wait a few seconds."
+            return Response(too_many, 429, {"Retry-After": "2"}, media_type="text/plain")
+        with render_budget(PREVIEW_S):
+            checks = check_draft(db, settings_of(request), draft, patient)
     return render(request, "template_preview.html", {"draft": draft, "checks": checks}, staff=staff)
 
 
