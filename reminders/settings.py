@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     oncall_emails: str = ""
     public_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr | None = None
+    # The staff console: a session unused this long ends (front-desk PCs are shared).
+    staff_idle_minutes: float = Field(default=30.0, gt=0)
+    # Behind a reverse proxy that sets X-Forwarded-For: the login throttle keys on the address
+    # the proxy appended (the last one). Off by default: a client could send any value.
+    trust_forwarded_for: bool = False
     http_host: str = "127.0.0.1"
     http_port: int = 8000
 

@@ -371,3 +371,35 @@ class WorkerState(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- staff console sessions and login throttling ----------------------------------------------
+
+
+class StaffSession(Base):
+    """A signed-in console session. The signed cookie carries a random token; this row, keyed
+    by the token's SHA-256, says whether it still counts: not revoked (sign-out, a password
+    change or reset, a disabled account) and not idle past ``REMINDERS_STAFF_IDLE_MINUTES``."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class LoginThrottle(Base):
+    """Recent failed password checks per key (a client address, an account, an account from
+    one address, a signed-in user's current-password checks), shared by every worker. The key
+    is a hash: what an outsider typed as an email is never stored."""
+
+    __tablename__ = "staff_login_throttle"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)
+    blocked_until: Mapped[datetime | None] = mapped_column()

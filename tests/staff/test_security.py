@@ -270,27 +270,6 @@ def test_patient_supplied_text_is_escaped(
     assert "&lt;script&gt;" in preview.text and "<script>alert" not in preview.text
 
 
-def test_five_wrong_passwords_lock_the_account(
-    app_client: TestClient, make_user: Callable[..., str], factory: sessionmaker[Session]
-) -> None:
-    make_user("a@clinic.test")
-    for _ in range(auth.FREE_ATTEMPTS - 1):
-        assert login(app_client, "a@clinic.test", "wrong password").status_code == 401
-    fifth = login(app_client, "a@clinic.test", "wrong password")
-    assert fifth.status_code == 429 and "locked" in fifth.text
-    # Now even the right password is refused until the lock ends.
-    assert login(app_client, "a@clinic.test", PASSWORD).status_code == 429
-    with factory() as db:
-        user = db.scalars(select(StaffUser)).one()
-        assert user.failed_logins == auth.FREE_ATTEMPTS
-        assert user.locked_until is not None and user.locked_until > datetime.now(UTC)
-        user.locked_until = datetime.now(UTC) - timedelta(seconds=1)
-        db.commit()
-    assert login(app_client, "a@clinic.test", PASSWORD).status_code == 303
-    with factory() as db:
-        assert db.scalars(select(StaffUser)).one().failed_logins == 0
-
-
 def test_lock_grows_with_more_failures() -> None:
     assert auth.lock_length(4) == timedelta(0)
     assert auth.lock_length(5) == auth.FIRST_LOCK

@@ -1,16 +1,20 @@
 """Staff accounts: argon2 passwords, signed session cookies, CSRF tokens, login throttling.
 
-Sessions are stateless signed cookies (itsdangerous, keyed by ``REMINDERS_SECRET_KEY``):
-``{"u": user id, "s": random session id, "p": fingerprint of the password hash}``. The
-fingerprint means a password change (or reset) ends every other session of that user;
-logout deletes the cookie, and a cookie is refused after ``SESSION_MAX_AGE`` anyway.
+Sessions are signed cookies (itsdangerous, keyed by ``REMINDERS_SECRET_KEY``):
+``{"u": user id, "s": random session token, "p": fingerprint of the password hash}``, each
+backed by a ``staff_sessions`` row (see :mod:`reminders.web.staff.sessions`): sign-out, a
+password change or reset and disabling the account revoke it, an idle one stops counting,
+and a cookie is refused after ``SESSION_MAX_AGE`` anyway. The fingerprint also ends the
+sessions of a user whose password hash changed.
 
 CSRF: every POST form carries ``csrf_token``, an HMAC of the session id (or, on the login
 form, of a random seed kept in its own cookie). A POST without the right token gets 403.
 
-Login throttling: after ``FREE_ATTEMPTS`` wrong passwords in a row the account is locked
-for a time that doubles with each further failure (capped); a locked account refuses
-even the right password until the lock ends. Unknown emails cost the same hashing time.
+Login throttling (see :mod:`reminders.web.staff.throttle`): failures are counted per client
+address, per account and per (account, address), each with an exponential back-off enforced
+before any hashing; there is no lock an outsider can hold. Every refusal (wrong password,
+unknown or disabled account, backed off) gets the same answer, and unknown or disabled
+accounts cost the same hashing time as a wrong password.
 
 Lock discipline (issue 9): argon2 never runs inside a write transaction. A login reads the
 account, verifies (and, when the parameters changed, rehashes) with no transaction open, then
@@ -44,16 +48,18 @@ from starlette.responses import Response
 from reminders.db.models import StaffUser
 from reminders.db.types import utcnow
 from reminders.settings import Settings
+from reminders.web.staff import sessions, strength, throttle
 
 SESSION_COOKIE = "reminders_staff"
 LOGIN_COOKIE = "reminders_login"
-SESSION_MAX_AGE = 12 * 3600
-FREE_ATTEMPTS = 5
-FIRST_LOCK = timedelta(seconds=30)
-MAX_LOCK = timedelta(minutes=15)
+SESSION_MAX_AGE = sessions.MAX_AGE
+# The back-off of one account from one address (the other keys: see throttle.py).
+FREE_ATTEMPTS = throttle.PAIR.free
+FIRST_LOCK = throttle.PAIR.first
+MAX_LOCK = throttle.PAIR.cap
 # A password given by `reminders staff add` must be changed at the first login.
 ONE_TIME_PREFIX = "onetime:"
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = strength.MIN_LENGTH
 ROLES = ("admin", "staff")
 
 # argon2id at argon2-cffi's default (RFC 9106 low-memory profile: t=3, 64 MiB, p=4).
@@ -100,10 +106,18 @@ def hash_password(password: str) -> str:
     return _hashing.submit(_hasher.hash, password).result()
 
 
-def new_one_time_password() -> tuple[str, str]:
-    """A random initial password and the value to store for it."""
+def new_one_time_password(email: str = "", clinic_name: str = "") -> tuple[str, str]:
+    """A random initial password (one that passes the password policy) and the value to
+    store for it."""
     password = secrets.token_urlsafe(12)
+    while strength.weakness(password, email=email, clinic_name=clinic_name) is not None:
+        password = secrets.token_urlsafe(12)  # a random 16 characters fails about never
     return password, ONE_TIME_PREFIX + hash_password(password)
+
+
+def one_time_hash(password: str) -> str:
+    """The value to store for a one-time password chosen by an administrator."""
+    return ONE_TIME_PREFIX + hash_password(password)
 
 
 def must_change_password(user: StaffUser) -> bool:
@@ -124,12 +138,12 @@ def _verify(hashed: str, password: str) -> bool:
         return False
 
 
-def password_problem(password: str, confirm: str) -> str | None:
+def password_problem(
+    password: str, confirm: str, *, email: str = "", clinic_name: str = ""
+) -> str | None:
     if password != confirm:
         return "The two passwords differ."
-    if len(password) < MIN_PASSWORD_LENGTH:
-        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
-    return None
+    return strength.weakness(password, email=email, clinic_name=clinic_name)
 
 
 def find_user(db: Session, email: str) -> StaffUser | None:
@@ -142,7 +156,8 @@ def find_user(db: Session, email: str) -> StaffUser | None:
 @dataclass(frozen=True)
 class LoginResult:
     user: StaffUser | None
-    locked_until: datetime | None = None
+    token: str = ""  # the new session's, for the cookie
+    throttled: bool = False  # for the log only: the answer is the same
 
     @property
     def ok(self) -> bool:
@@ -150,11 +165,8 @@ class LoginResult:
 
 
 def lock_length(failed: int) -> timedelta:
-    """No lock for the first ``FREE_ATTEMPTS`` failures, then 30 s doubling up to 15 min."""
-    if failed < FREE_ATTEMPTS:
-        return timedelta(0)
-    doubled: timedelta = FIRST_LOCK * 2 ** min(failed - FREE_ATTEMPTS, 16)
-    return min(doubled, MAX_LOCK)
+    """The back-off of one account from one address after ``failed`` failures in a row."""
+    return throttle.PAIR.delay(failed)
 
 
 def attempt_login(
@@ -163,14 +175,21 @@ def attempt_login(
     *,
     email: str,
     password: str,
+    address: str = "unknown",
     now: datetime | None = None,
 ) -> LoginResult:
-    """Check a password, counting failures. The account is read, the password verified (and
-    rehashed if the hashing parameters changed) with no transaction open; then, only when the
-    outcome changes the account, a short write re-reads it under the lock and records it. If
-    the stored hash changed meanwhile (a reset, another login's rehash), it starts over."""
+    """Check a password and open a session. A sign-in backed off (throttle.py) is refused
+    first, with no hashing. Then the account is read and the password verified (and rehashed
+    if the hashing parameters changed) with no transaction open; then a short write records
+    the failure, or opens the session. If the stored hash changed meanwhile (a reset,
+    another login's rehash), it starts over."""
+    now = now or utcnow()
+    keys = throttle.login_keys(email, address)
+    with read() as db:
+        if throttle.login_blocked(db, keys, now):
+            return LoginResult(None, throttled=True)
     for _ in range(3):
-        result = _attempt(read, write, email=email, password=password, now=now or utcnow())
+        result = _attempt(read, write, email=email, password=password, keys=keys, now=now)
         if result is not None:
             return result
     return LoginResult(None)
@@ -182,44 +201,35 @@ def _attempt(
     *,
     email: str,
     password: str,
+    keys: throttle.LoginKeys,
     now: datetime,
 ) -> LoginResult | None:
     with read() as db:
         user = find_user(db, email)
-    if user is None or not user.active:
-        verify_password(None, password)
-        return LoginResult(None)
-    if user.locked_until is not None and user.locked_until > now:
-        return LoginResult(None, locked_until=user.locked_until)
-    seen = user.password_hash
+    # Unknown and disabled accounts verify against a dummy hash: the same time, the same count.
+    seen = user.password_hash if user is not None and user.active else None
     ok = verify_password(seen, password)
     rehashed = (
         hash_password(password)
-        if ok and seen and not must_change_password(user) and _hasher.check_needs_rehash(seen)
+        if ok and seen and user and not must_change_password(user) and _hasher.check_needs_rehash(seen)
         else None
-    )
-    if ok and rehashed is None and not user.failed_logins and user.locked_until is None:
-        return LoginResult(user)  # nothing to record: no write at all
+    )  # fmt: skip
     with write() as db:
-        fresh = db.get(StaffUser, user.id)
+        fresh = db.get(StaffUser, user.id) if ok and user is not None else None
         if fresh is None or not fresh.active:
+            throttle.record_failure(db, keys.rules(), now)
+            db.commit()
             return LoginResult(None)
         if fresh.password_hash != seen:
             return None  # checked against a hash that is gone: check again
-        if not ok:
-            fresh.failed_logins = (fresh.failed_logins or 0) + 1
-            lock = lock_length(fresh.failed_logins)
-            fresh.locked_until = now + lock if lock else None
-            db.commit()
-            return LoginResult(None, locked_until=fresh.locked_until)
-        if fresh.locked_until is not None and fresh.locked_until > now:
-            return LoginResult(None, locked_until=fresh.locked_until)  # locked meanwhile
-        fresh.failed_logins = 0
+        throttle.clear(db, [keys.pair])
+        fresh.failed_logins = 0  # the columns of the former account lock
         fresh.locked_until = None
         if rehashed is not None:
             fresh.password_hash = rehashed
+        token = sessions.create(db, fresh.id, now)
         db.commit()
-        return LoginResult(fresh)
+        return LoginResult(fresh, token)
 
 
 # --- cookies -----------------------------------------------------------------------------------
@@ -246,8 +256,9 @@ def _set_cookie(
     )  # fmt: skip
 
 
-def start_session(response: Response, settings: Settings, user: StaffUser) -> None:
-    payload = {"u": user.id, "s": secrets.token_urlsafe(16), "p": _fingerprint(user.password_hash)}
+def start_session(response: Response, settings: Settings, user: StaffUser, token: str) -> None:
+    """Set the cookie of the session ``token`` (made by :func:`sessions.create`)."""
+    payload = {"u": user.id, "s": token, "p": _fingerprint(user.password_hash)}
     token = _serializer(settings, "staff-session").dumps(payload)
     _set_cookie(response, settings, SESSION_COOKIE, token, SESSION_MAX_AGE)
     response.delete_cookie(LOGIN_COOKIE, path="/staff")
@@ -268,15 +279,31 @@ def _session_payload(request: Request, settings: Settings) -> dict[str, Any] | N
     return payload if isinstance(payload, dict) else None
 
 
+def idle_limit(settings: Settings) -> timedelta:
+    return timedelta(minutes=settings.staff_idle_minutes)
+
+
 def session_user(request: Request, settings: Settings, db: Session) -> tuple[StaffUser, str] | None:
-    """The signed-in user and the session id, or None."""
+    """The signed-in user and the session token, or None: the cookie must be signed, and its
+    session neither revoked nor idle; the account active, its password unchanged since."""
     payload = _session_payload(request, settings)
-    if payload is None:
+    token = payload.get("s") if payload else None
+    if payload is None or not isinstance(token, str):
         return None
-    user = db.get(StaffUser, payload.get("u"))
-    if user is None or not user.active or payload.get("p") != _fingerprint(user.password_hash):
+    now, idle = utcnow(), idle_limit(settings)
+    found = sessions.find(db, token, now=now, idle=idle)
+    if found is None:
         return None
-    return user, str(payload.get("s"))
+    row, user = found
+    if (
+        row.user_id != payload.get("u")
+        or not user.active
+        or payload.get("p") != _fingerprint(user.password_hash)
+    ):
+        return None
+    if now - row.last_seen_at >= sessions.touch_interval(idle):
+        sessions.touch(request.app.state.runtime.session_factory, token, now)
+    return user, token
 
 
 def login_seed(request: Request, settings: Settings) -> str | None:

@@ -1,6 +1,9 @@
 """The staff console under ``/staff`` (issue 5): login, then templates, outbox, inbox,
 patients, policy and the audit log. Each area lives in its own module in this package; this
 one holds the router, sign-in and sign-out, the account page and the static files.
+
+Every refused sign-in (wrong password, unknown or disabled account, backed off) gets the same
+page with the same status, ``LOGIN_REFUSED``: it tells nothing about which accounts exist.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from reminders.db.models import AuditLog, StaffUser
+from reminders.db.types import utcnow
 from reminders.logs import event
 from reminders.web.deps import get_write_db, runtime_of, settings_of
-from reminders.web.staff import admin, auth, inbox, outbox, patients, templates
+from reminders.web.staff import admin, auth, inbox, outbox, patients, sessions, templates, throttle
 from reminders.web.staff.common import (
     PASSWORD_PATH,
     STATIC_DIR,
@@ -33,6 +37,13 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/staff")
 
 STATIC_FILES = {"staff.css": "text/css", "staff.js": "text/javascript"}
+LOGIN_REFUSED = (
+    "Wrong email or password. After several wrong tries, signing in is slowed down: "
+    "if you are sure of your password, wait a few minutes and try again."
+)
+CURRENT_PASSWORD_THROTTLED = (
+    "Too many wrong current passwords: wait a few minutes before trying again."
+)
 
 
 @router.get("", include_in_schema=False)
@@ -90,31 +101,24 @@ async def login(request: Request) -> Response:
         runtime.session_factory,
         email=email,
         password=password,
+        address=throttle.client_address(request, settings),
     )
     if not result.ok:
-        locked = result.locked_until is not None
-        event(log, "staff login refused", level=logging.WARNING, locked=locked)
-        message = (
-            "Too many wrong passwords: this account is locked for a few minutes."
-            if locked
-            else "Wrong email or password."
-        )
+        event(log, "staff login refused", level=logging.WARNING, throttled=result.throttled)
         return _login_page(
-            request,
-            error=message,
-            next_url=next_url,
-            email=email,
-            status_code=429 if locked else 401,
+            request, error=LOGIN_REFUSED, next_url=next_url, email=email, status_code=401
         )
     assert result.user is not None
     event(log, "staff login", user=result.user.id)
     response = see_other(PASSWORD_PATH if auth.must_change_password(result.user) else next_url)
-    auth.start_session(response, settings, result.user)
+    auth.start_session(response, settings, result.user, result.token)
     return response
 
 
 @router.post("/logout")
-def logout(staff: Staff = Depends(posted)) -> Response:
+def logout(staff: Staff = Depends(posted), db: Session = Depends(get_write_db)) -> Response:
+    sessions.revoke(db, staff.session_id, utcnow())  # a copy of the cookie stops working too
+    db.commit()
     response = see_other("/staff/login")
     auth.end_session(response)
     return response
@@ -122,12 +126,18 @@ def logout(staff: Staff = Depends(posted)) -> Response:
 
 @router.get("/account/password")
 def password_form(request: Request, staff: Staff = Depends(signed_in)) -> Response:
-    return render(
-        request,
-        "password.html",
-        {"error": None, "first": auth.must_change_password(staff.user)},
-        staff=staff,
-    )
+    return _password_page(request, staff, error=None)
+
+
+def _password_page(
+    request: Request, staff: Staff, *, error: str | None, status_code: int = 200
+) -> Response:
+    context = {
+        "error": error,
+        "first": auth.must_change_password(staff.user),
+        "min_length": auth.MIN_PASSWORD_LENGTH,
+    }
+    return render(request, "password.html", context, staff=staff, status_code=status_code)
 
 
 @router.post("/account/password")
@@ -139,25 +149,35 @@ def change_password(
     confirm: str = Form(""),
     db: Session = Depends(get_write_db),
 ) -> Response:
+    settings, runtime, now = settings_of(request), runtime_of(request), utcnow()
     seen = staff.user.password_hash
-    first = auth.must_change_password(staff.user)
+    # Guesses at the current password are throttled per user, checked before any hashing.
+    key = throttle.password_key(staff.user.id)
+    with runtime.read_session_factory() as reading:
+        if throttle.blocked(reading, key, now):
+            return _password_page(request, staff, error=CURRENT_PASSWORD_THROTTLED, status_code=429)
     # Both argon2 runs come first, with no transaction open; then one short write.
-    problem = None if auth.verify_password(seen, current) else "The current password is wrong."
-    problem = problem or auth.password_problem(password, confirm)
+    if not auth.verify_password(seen, current):
+        throttle.record_failure(db, [(key, throttle.CURRENT_PASSWORD)], now)
+        db.commit()
+        return _password_page(
+            request, staff, error="The current password is wrong.", status_code=400
+        )
+    problem = auth.password_problem(
+        password, confirm, email=staff.user.email, clinic_name=settings.clinic_name
+    )
     new_hash = None if problem else auth.hash_password(password)
     user = db.get(StaffUser, staff.user.id) if new_hash else None
     if new_hash and (user is None or user.password_hash != seen):
         db.rollback()
         problem = "Your password was changed meanwhile: sign in again."
     if problem or user is None:
-        return render(
-            request,
-            "password.html",
-            {"error": problem, "first": first},
-            staff=staff,
-            status_code=400,
-        )
+        return _password_page(request, staff, error=problem, status_code=400)
     user.password_hash = new_hash
+    # Every session of the account ends; this one goes on with a new session.
+    sessions.revoke_all(db, user.id, now)
+    token = sessions.create(db, user.id, now)
+    throttle.clear(db, [key])
     db.add(
         AuditLog(
             actor=user.email, action="staff.password", entity="staff_user", entity_id=str(user.id)
@@ -165,7 +185,7 @@ def change_password(
     )
     db.commit()
     response = see_other("/staff/inbox")
-    auth.start_session(response, settings_of(request), user)  # the old cookie no longer matches
+    auth.start_session(response, settings, user, token)
     return response
 
 
