@@ -228,6 +228,9 @@ def run_daemon(runtime: Runtime) -> int:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            # No handlers of uvicorn's own: its loggers propagate to the root handler, which
+            # redacts (an ASGI app's exception is logged with its traceback).
+            log_config=None,
         )
     )
     web = threading.Thread(target=server.run, name="web", daemon=True)

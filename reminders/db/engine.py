@@ -3,6 +3,10 @@
 SQLite gets WAL, a busy timeout and foreign keys, and its transactions begin with
 ``BEGIN IMMEDIATE`` so that a claim takes the write lock up front (one host, several
 threads or processes). PostgreSQL URLs are normalised to the psycopg 3 driver.
+
+Every engine hides its bound parameters (``hide_parameters=True``): a statement's error
+message and its traceback would otherwise quote them, and they are patients' names, phone
+numbers, addresses and message bodies. SQL logging (``echo``) stays off.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
+    # Parameters are row data (names, numbers, addresses, bodies): never in errors or logs.
+    kwargs["hide_parameters"] = True
+    kwargs["echo"] = False
+    kwargs["echo_pool"] = False
     if is_sqlite(url):
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
@@ -51,6 +59,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     return create_engine(url, **kwargs)
+
+
+@event.listens_for(Engine, "handle_error")
+def _hide_parameters(context: Any) -> None:
+    """A net for engines made without :func:`make_engine` (e.g. by a library or a clinic-data
+    reader): a statement's error never carries its parameters, whatever the engine."""
+    error = context.sqlalchemy_exception
+    if error is not None:
+        error.hide_parameters = True
 
 
 BUSY_TIMEOUT_MS = 30_000

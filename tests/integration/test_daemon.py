@@ -139,7 +139,9 @@ def test_two_workers_never_send_twice(db_url: str, tmp_path: Path) -> None:
     )
     workers = [
         start_worker(
-            {**env, "REMINDERS_HTTP_PORT": str(free_port()), "REMINDERS_WORKER_ID": f"w{i}"},
+            # Port 0: the system picks a free one at bind time (this test makes no HTTP
+            # requests), so a port taken meanwhile by a parallel test cannot stop a worker.
+            {**env, "REMINDERS_HTTP_PORT": "0", "REMINDERS_WORKER_ID": f"w{i}"},
             tmp_path / f"w{i}.log",
         )
         for i in range(2)
