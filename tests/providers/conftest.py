@@ -22,6 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from reminders.settings import Settings
+from tests.conftest import make_test_settings
+from tests.providers.helpers import AUTH_TOKEN, PUBLIC_URL, SendGridSigner
+
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "tests" / "specs"  # the official specs, copied in with their licences
 TWILIO_SPEC = SPECS / "twilio_api_v2010.json"
@@ -214,3 +218,24 @@ def scripted() -> Iterator[ScriptedServer]:
     yield server
     server.httpd.shutdown()
     server.httpd.server_close()
+
+
+# --- the webhook tests' settings -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signer() -> SendGridSigner:
+    return SendGridSigner()
+
+
+@pytest.fixture
+def hook_settings(db_url: str, tmp_path: Path, signer: SendGridSigner) -> Settings:
+    """Settings whose webhooks verify: the Twilio auth token, SendGrid's public key, and a
+    public URL that differs from the test client's host (signatures use the former)."""
+    return make_test_settings(
+        db_url,
+        tmp_path,
+        public_url=PUBLIC_URL,
+        twilio_auth_token=AUTH_TOKEN,
+        sendgrid_webhook_public_key=signer.public_key,
+    )

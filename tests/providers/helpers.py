@@ -24,6 +24,7 @@ from reminders.web import unsubscribe
 PHONE = "+14105550101"
 EMAIL = "ana.diaz@example.com"
 AUTH_TOKEN = "twilio-auth-token-for-tests"
+PUBLIC_URL = "https://clinic.example.org/reminders"
 
 
 def make_app(settings: Settings, engine: Engine) -> FastAPI:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.db.models import Message, OptOut, Patient
 from reminders.settings import Settings
-from tests.conftest import make_test_settings
 from tests.providers.helpers import (
-    AUTH_TOKEN,
     EMAIL,
     PHONE,
     SendGridSigner,
@@ -32,27 +29,11 @@ from tests.providers.helpers import (
     make_app,
     sg_event,
 )
-from tests.providers.test_webhooks import PUBLIC_URL, callback, sg_post, twilio_post
+from tests.providers.test_webhooks import callback, sg_post, twilio_post
 
 OTHER_PHONE = "+14105550177"
 OTHER_EMAIL = "someone.else@example.com"
 WARNING = "provider report names another address than its message's: ignored"
-
-
-@pytest.fixture(scope="module")
-def signer() -> SendGridSigner:
-    return SendGridSigner()
-
-
-@pytest.fixture
-def hook_settings(db_url: str, tmp_path: Path, signer: SendGridSigner) -> Settings:
-    return make_test_settings(
-        db_url,
-        tmp_path,
-        public_url=PUBLIC_URL,
-        twilio_auth_token=AUTH_TOKEN,
-        sendgrid_webhook_public_key=signer.public_key,
-    )
 
 
 @pytest.fixture

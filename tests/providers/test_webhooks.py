@@ -21,6 +21,7 @@ from tests.providers.helpers import (
     AUTH_TOKEN,
     EMAIL,
     PHONE,
+    PUBLIC_URL,
     SendGridSigner,
     add_message,
     add_patient,
@@ -30,25 +31,8 @@ from tests.providers.helpers import (
     sg_event,
 )
 
-PUBLIC_URL = "https://clinic.example.org/reminders"
 TWILIO_PATH = "/webhooks/twilio/status"
 SENDGRID_PATH = "/webhooks/sendgrid/events"
-
-
-@pytest.fixture(scope="module")
-def signer() -> SendGridSigner:
-    return SendGridSigner()
-
-
-@pytest.fixture
-def hook_settings(db_url: str, tmp_path: Path, signer: SendGridSigner) -> Settings:
-    return make_test_settings(
-        db_url,
-        tmp_path,
-        public_url=PUBLIC_URL,
-        twilio_auth_token=AUTH_TOKEN,
-        sendgrid_webhook_public_key=signer.public_key,
-    )
 
 
 @pytest.fixture
