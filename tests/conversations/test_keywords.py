@@ -87,5 +87,6 @@ def test_classify_never_fails(text: str) -> None:
         "confirm",
         "reschedule",
         "checkin",
+        "review",  # the risk screen's urgent-review tier (issue 9)
         "free_text",
     }
