@@ -55,7 +55,6 @@ class RateLimiter:
         self.rate = rate
         self._lock = threading.Lock()
         self._next = 0.0
-        self.late_slots = 0  # slots given up because the thread woke too late (for benchmarks)
 
     def _take(self, interval: float) -> tuple[float, float]:
         """The next free slot, reserved for the caller: the earliest and the latest monotonic
@@ -89,7 +88,7 @@ class RateLimiter:
             slot = Slot(earliest + interval * ON_TIME_SHARE)
             if slot.on_time():
                 return slot
-            self.late_slots += 1
+            # Woke too late for this slot: take the next free one.
 
 
 _TAKE_SLOT = text(
