@@ -43,6 +43,7 @@ from _common import (
 from sqlalchemy import Engine, func, select
 
 from reminders.clinic.changes import mark_patients_dirty
+from reminders.conversations.prep_flags import flag_late_preparation
 from reminders.db.engine import make_session_factory
 from reminders.db.models import Message
 from reminders.planning.plan_pass import plan_pass
@@ -135,6 +136,18 @@ def bench_backend(
     figures["outbox_by_kind_channel"] = {f"{k}/{c}": n for k, c, n in rows}
     figures["outbox_rows_per_s"] = round(total / first, 0) if first else None
     print(f"  outbox rows: {total} ({figures['outbox_by_kind_channel']})", flush=True)
+
+    # The late-preparation check (issue 12) runs on every safety pass (each second by default):
+    # the first call raises the flags, the next ones are the steady state.
+    for label_, key in (("first", "prep_flags_first_s"), ("steady", "prep_flags_steady_s")):
+        with make_session_factory(engine)() as db:
+            start = time.perf_counter()
+            raised = flag_late_preparation(db, settings, policy, BENCH_NOW)
+            figures[key] = round(time.perf_counter() - start, 3)
+        figures[f"{key.removesuffix('_s')}_raised"] = raised
+        print(
+            f"  late-preparation check ({label_}): {figures[key]:.3f} s, {raised} flags", flush=True
+        )
 
     second, _, result2, _ = run_plan(engine, policy, zone)
     figures["replan_unchanged_s"] = round(second, 3)

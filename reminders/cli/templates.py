@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from reminders.cli.common import command
+from reminders.cli.common import command, parse_instant
 from reminders.db.engine import session_scope
 from reminders.db.models import Location, Patient, TreatmentSession
 from reminders.errors import PolicyError, UsageError
 from reminders.outbox.status import CHANNELS
+from reminders.planning.policy import Policy
 from reminders.runtime import Runtime
 from reminders.templates.check import check_template
 from reminders.templates.context import DEFAULT_LANGUAGE, context_language, sample_context
@@ -50,6 +51,13 @@ def register(subparsers: Any) -> None:
     preview.add_argument("--language", default=None, help="default: the patient's, else en")
     preview.add_argument("--patient", help="use this patient from the database")
     preview.add_argument("--session", help="use this session (and its patient and location)")
+    preview.add_argument(
+        "--now",
+        type=parse_instant,
+        default=None,
+        help="render as if sent at this moment (ISO-8601; default: now): today/tomorrow and "
+        "preparation cut-offs are relative to it",
+    )
     command(preview, _cmd_preview, schema="read")
 
 
@@ -161,6 +169,15 @@ def _cmd_check(args: argparse.Namespace, rt: Runtime) -> int:
     return 1 if errors else 0
 
 
+def _policy(rt: Runtime) -> Policy | None:
+    """The policy in force, for the preparation; None (the built-in one) when it is broken:
+    `reminders check` reports that."""
+    try:
+        return rt.policy
+    except PolicyError:
+        return None
+
+
 def _cmd_preview(args: argparse.Namespace, rt: Runtime) -> int:
     settings = rt.settings
     with session_scope(rt.session_factory) as db:
@@ -172,7 +189,10 @@ def _cmd_preview(args: argparse.Namespace, rt: Runtime) -> int:
                     db, settings, name=args.name, channel=args.channel, language=args.language
                 )
                 language = context_language(args.language, source.language)
-                rendered = render_source(source, sample_context(settings, language))
+                context = sample_context(
+                    settings, language, now=args.now, policy=_policy(rt), channel=args.channel
+                )
+                rendered = render_source(source, context)
                 used = source
         except TemplateError as exc:
             raise UsageError(str(exc)) from None
@@ -214,5 +234,7 @@ def _render_real(db: Any, rt: Runtime, args: argparse.Namespace) -> tuple[Any, T
         location=location,
         unsubscribe_url=f"{rt.settings.public_url.rstrip('/')}/unsubscribe/PREVIEW",
         language=language,
+        now=args.now,
+        policy=_policy(rt),
     )
     return rendered, source

@@ -255,7 +255,7 @@ class StaffTask(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # crisis | low_score | review | reschedule | unconfirmed | free_text | unknown_sender |
-    # delivery_failed
+    # delivery_failed | prep_late
     kind: Mapped[str] = mapped_column(String(32))
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     patient_id: Mapped[str | None] = mapped_column(

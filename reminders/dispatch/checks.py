@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from reminders.clinic.records import ACTIVE_SESSION_STATUSES
 from reminders.db.models import Location, Message, Patient, TreatmentSession
-from reminders.outbox.consent import normalise_address
+from reminders.outbox.consent import contact_problem, normalise_address
 from reminders.outbox.status import PATIENT_KINDS
 from reminders.planning.policy import Policy
 from reminders.planning.timecalc import place_outside_quiet, quiet_period, recipient_zone
@@ -58,29 +58,6 @@ def session_verdict(
             return Verdict("skip", "session_started")
     if msg.kind == "checkin" and session.status == "no_show":
         return Verdict("cancel", "session_no_show")
-    return None
-
-
-def contact_problem(channel: str, patient: Patient, opted_out: bool) -> str | None:
-    """Why this patient cannot get a message on this channel now, or None."""
-    if channel == "sms":
-        if not patient.phone:
-            return f"no_phone: {patient.phone_problem}" if patient.phone_problem else "no_phone"
-        if patient.phone_problem:
-            return f"phone_unusable: {patient.phone_problem}"
-        if not patient.sms_consent:
-            return "no_sms_consent"
-        if opted_out:
-            return "sms_opted_out"
-        return None
-    if not patient.email:
-        return "no_email"
-    if patient.email_problem:
-        return f"email_unusable: {patient.email_problem}"
-    if not patient.email_consent:
-        return "no_email_consent"
-    if opted_out:
-        return "email_opted_out"
     return None
 
 

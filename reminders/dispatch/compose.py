@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from reminders.db.models import Location, Message, Patient, TreatmentSession
 from reminders.dispatch.ics import session_ics
 from reminders.outbox.unsubscribe import unsubscribe_headers, unsubscribe_url
+from reminders.planning.policy import Policy
 from reminders.planning.timecalc import recipient_zone
 from reminders.providers.base import Attachment, OutgoingMessage
 from reminders.settings import Settings
@@ -52,10 +54,14 @@ def render_outgoing(
     session: TreatmentSession | None,
     location: Location | None,
     to_address: str,
+    now: datetime,
+    policy: Policy | None,
 ) -> tuple[OutgoingMessage, str]:
     """The message ready for its provider, and the language of the template actually used.
 
-    ``source_for(name, channel, language)`` finds the live template (cached per pass)."""
+    ``source_for(name, channel, language)`` finds the live template (cached per pass).
+    ``now`` is the moment of sending: the text says "today" or "tomorrow", and gives cut-off
+    times, as they are true then."""
     data: dict[str, Any] = dict(msg.data or {})
     # A staff alert is read by staff, in the language it was queued in, not the patient's.
     if msg.kind == "alert":
@@ -84,6 +90,9 @@ def render_outgoing(
         language=context_language(wanted, source.language),
         alert=data if msg.kind == "alert" else None,
         reply_text=data.get("text", ""),
+        now=now,
+        policy=policy,
+        channel=msg.channel,
     )
     rendered = render_source(source, context)
     attachments: tuple[Attachment, ...] = ()

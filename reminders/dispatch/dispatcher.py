@@ -222,6 +222,8 @@ class Dispatcher:
                     session=visit,
                     location=place,
                     to_address=address,
+                    now=now,
+                    policy=self.policy,
                 )
             except Exception as exc:  # noqa: BLE001 - a broken template fails this message only
                 event(

@@ -1,5 +1,6 @@
 """Opt-outs per channel and address: STOP/START, unsubscribe links, spam reports,
-provider refusals (Twilio 21610). One place that writes and reads them."""
+provider refusals (Twilio 21610). One place that writes and reads them, and says whether a
+patient can be reached on a channel at all (:func:`contact_problem`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from reminders.db.models import OptOut
+from reminders.db.models import OptOut, Patient
 from reminders.db.types import utcnow
 
 
@@ -75,3 +76,26 @@ def set_opt_out(
     row.source = source
     row.updated_at = at
     return True
+
+
+def contact_problem(channel: str, patient: Patient, opted_out: bool) -> str | None:
+    """Why this patient cannot get a message on this channel now, or None."""
+    if channel == "sms":
+        if not patient.phone:
+            return f"no_phone: {patient.phone_problem}" if patient.phone_problem else "no_phone"
+        if patient.phone_problem:
+            return f"phone_unusable: {patient.phone_problem}"
+        if not patient.sms_consent:
+            return "no_sms_consent"
+        if opted_out:
+            return "sms_opted_out"
+        return None
+    if not patient.email:
+        return "no_email"
+    if patient.email_problem:
+        return f"email_unusable: {patient.email_problem}"
+    if not patient.email_consent:
+        return "no_email_consent"
+    if opted_out:
+        return "email_opted_out"
+    return None

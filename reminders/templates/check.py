@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from reminders.outbox.status import CHANNELS
+from reminders.planning.policy import Policy
 from reminders.settings import Settings
 from reminders.templates.context import (
     DEFAULT_LANGUAGE,
@@ -83,6 +84,34 @@ def _static_errors(part: str, tree: nodes.Template) -> list[tuple[int, str]]:
     return problems
 
 
+# Words whose truth depends on when a message is read: "tomorrow" in a reminder that goes out
+# on the session's day (quiet hours, a late booking) is wrong. "de la mañana" is "in the morning".
+_RELATIVE_DAY = re.compile(r"(?<![\w])(tomorrow|(?<!la )ma[ñn]ana)(?![\w])", re.IGNORECASE)
+# A preparation time written out ("6 hours") instead of taken from the policy.
+_PREP_DURATION = re.compile(r"(?<![\w])\d+\s*(hours?|hrs?|horas?)(?![\w])", re.IGNORECASE)
+_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+
+
+def wording_warnings(part: str, text: str) -> list[str]:
+    """Literal "tomorrow"/"mañana" and literal preparation hours in a template's own text."""
+    warnings: list[str] = []
+    plain = _JINJA.sub(lambda m: " " * len(m.group()), text)
+    for number, line in enumerate(plain.splitlines(), start=1):
+        for match in _RELATIVE_DAY.finditer(line):
+            warnings.append(
+                f"{part} line {number}: says {match.group()!r} literally, which is wrong when "
+                "the message goes out on the session's day (quiet hours, a late booking): "
+                "use {{ session.when }} (or {{ session.day }})"
+            )
+        for match in _PREP_DURATION.finditer(line):
+            warnings.append(
+                f"{part} line {number}: {match.group()!r} is written out; preparation times "
+                "come from the policy and are given as clock times: use {{ prep.summary }}, "
+                "{{ prep.lines }} or {{ prep.food_after }}..."
+            )
+    return warnings
+
+
 def sensitive_hits(text: str, words: Iterable[str]) -> list[str]:
     """The sensitive words found in ``text``: case-insensitive, at the start of a word
     (so "Ketamine's" and "depression," match, "undepressed" does not)."""
@@ -97,6 +126,7 @@ def check_source(
     html: str | None,
     settings: Settings,
     language: str | None = DEFAULT_LANGUAGE,
+    policy: Policy | None = None,
 ) -> CheckResult:
     """Validate a template before it is saved or shipped.
 
@@ -104,8 +134,9 @@ def check_source(
     render against sample data (confirmed and unconfirmed), including going over a limit
     of :mod:`reminders.templates.limits` (size, loops, time: "body line 2: template limit:
     range() over 1,000 items"), a missing email subject, an empty SMS. Warnings: an SMS
-    above two segments, a sensitive word in an SMS or an email subject. ``sms`` is the
-    encoding and size of the sample SMS.
+    above two segments, a sensitive word in an SMS or an email subject, a literal
+    "tomorrow"/"mañana" or written-out preparation hours. ``sms`` is the encoding and size of
+    the sample SMS. ``policy`` gives the sample's preparation (default: the built-in one).
     """
     result = CheckResult()
     if channel not in CHANNELS:
@@ -149,11 +180,13 @@ def check_source(
         html=parts.get("html"),
     )
     renders: list[Rendered] = []
-    for confirmed in (False, True):
+    # Unconfirmed and confirmed, read the day before; and read late, every cut-off past.
+    for confirmed, late in ((False, False), (True, False), (False, True)):
         try:
-            renders.append(
-                render_source(source, sample_context(settings, language, confirmed=confirmed))
+            context = sample_context(
+                settings, language, confirmed=confirmed, late=late, policy=policy, channel=channel
             )
+            renders.append(render_source(source, context))
         except TemplateError as exc:
             message = str(exc).removeprefix(f"template {source.id} (file) ")
             if message not in result.errors:
@@ -161,11 +194,14 @@ def check_source(
     if result.errors:
         return result
 
+    for part, text in parts.items():
+        result.warnings.extend(wording_warnings(part, text))
     words = settings.sensitive_word_list
     if channel == "sms":
         sample = renders[0].text
         result.sms = sms_info(sample)
-        longest = max((sms_info(r.text) for r in renders), key=lambda info: info.segments)
+        # Size on time; a late send adds the call-us sentence, and truth beats length then.
+        longest = max((sms_info(r.text) for r in renders[:2]), key=lambda info: info.segments)
         if not sample.strip():
             result.errors.append("body: renders to an empty message with sample data")
         if longest.segments > MAX_SMS_SEGMENTS:

@@ -7,27 +7,63 @@ every message; :func:`sample_context` is made-up data for previews and checks.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
-from functools import lru_cache
 from typing import Any
-
-import phonenumbers
-from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_time
 
 from reminders.db.models import Location, Patient, TreatmentSession
 from reminders.db.types import utcnow
+from reminders.planning.policy import Policy
+from reminders.planning.prep import default_preparation, plan_preparation
 from reminders.planning.timecalc import recipient_zone
 from reminders.settings import Settings
+from reminders.templates.formats import DEFAULT_LANGUAGE as DEFAULT_LANGUAGE
+from reminders.templates.formats import babel_locale as babel_locale
+from reminders.templates.formats import display_phone as display_phone
+from reminders.templates.formats import format_clock as format_clock
+from reminders.templates.formats import format_day as format_day
+from reminders.templates.formats import language_chain as language_chain
+from reminders.templates.formats import normalise_language as normalise_language
+from reminders.templates.phrasing import PREP_KEYS, prep_context, session_when
 
-DEFAULT_LANGUAGE = "en"
+# What a message calls a session of a kind; an SMS says "visit" unless the policy allows more.
+KIND_LABELS = {
+    "en": {"infusion": "infusion", "consultation": "consultation", "": "visit"},
+    "es": {"infusion": "infusión", "consultation": "consulta", "": "cita"},
+}
+
+
+def session_label(kind: str, language: str, *, policy: Policy | None, channel: str | None) -> str:
+    """ "visit" / "cita" in an SMS (HHS minimum necessary) unless ``policy.sms_names_treatment``;
+    else the kind's name in the language (a kind with no translation: as the clinic wrote it)."""
+    labels = KIND_LABELS.get(normalise_language(language).split("-")[0], KIND_LABELS["en"])
+    named = channel != "sms" or (policy is not None and policy.sms_names_treatment)
+    if not named or not kind:
+        return labels[""]
+    return labels.get(kind, kind.replace("_", " "))
+
 
 # The template context (docs/design.md section 7): top-level name -> its attributes (None: a plain value).
 VARIABLES: dict[str, tuple[str, ...] | None] = {
     "patient": ("first_name",),
-    "session": ("date", "time", "kind", "series_number", "series_size", "confirmed"),
+    # when: "today at 1:00 PM" / "tomorrow, Saturday, March 20, at 1:00 PM" / "on Monday, ...",
+    # relative to the moment the message is sent; day: "today"/"tomorrow"/""; label: what the
+    # message calls the session ("visit" in an SMS unless the policy lets SMS name it).
+    "session": (
+        "when",
+        "day",
+        "weekday",
+        "date",
+        "time",
+        "kind",
+        "label",
+        "series_number",
+        "series_size",
+        "confirmed",
+    ),  # fmt: skip
+    # The session's preparation (policy ``preparation``), with its cut-offs as local times;
+    # a cut-off already past at send time is never an instruction (see `passed`).
+    "prep": PREP_KEYS,
     "location": ("name", "address", "phone"),
     "clinic": ("name", "phone"),
     "reply": ("confirm", "reschedule"),
@@ -43,79 +79,6 @@ KNOWN_NAMES = sorted(
 )
 
 
-def normalise_language(language: str | None) -> str:
-    """``es_mx`` / ``ES-mx`` -> ``es-MX``; empty -> ``en``."""
-    value = (language or "").strip().replace("_", "-")
-    if not value:
-        return DEFAULT_LANGUAGE
-    head, *rest = value.split("-")
-    tail = [part.upper() if len(part) == 2 else part for part in rest]
-    return "-".join([head.lower(), *tail])
-
-
-def language_chain(language: str | None) -> list[str]:
-    """The languages tried in order: ``es-MX`` -> ``["es-MX", "es", "en"]``."""
-    parts = normalise_language(language).split("-")
-    chain = ["-".join(parts[:i]) for i in range(len(parts), 0, -1)]
-    if DEFAULT_LANGUAGE not in chain:
-        chain.append(DEFAULT_LANGUAGE)
-    return chain
-
-
-@lru_cache(maxsize=256)
-def babel_locale(language: str | None) -> Locale:
-    for candidate in language_chain(language):
-        try:
-            return Locale.parse(candidate, sep="-")
-        except (UnknownLocaleError, ValueError):
-            continue
-    return Locale.parse(DEFAULT_LANGUAGE)
-
-
-@lru_cache(maxsize=256)
-def _day_pattern(locale: Locale) -> str:
-    """The locale's full date pattern without the year: "EEEE, MMMM d" / "EEEE, d 'de' MMMM"."""
-    full = locale.date_formats["full"].pattern
-    without_year = re.sub(r"(?:[\s,.]*(?:'de'|'del')?\s*)y+\.?(?:\s*'г'\.?)?$", "", full)
-    return without_year if "y" not in without_year.replace("'", "") else full
-
-
-# CLDR puts narrow no-break spaces in times ("9:00\u202fAM"): one such character would make
-# an SMS UCS-2, and plain spaces read the same.
-_ODD_SPACES = str.maketrans({"\u202f": " ", "\u00a0": " ", "\u2009": " "})
-
-
-def format_day(moment: datetime, language: str | None) -> str:
-    """ "Tuesday, December 1" (en), "martes, 1 de diciembre" (es), in ``moment``'s zone."""
-    locale = babel_locale(language)
-    return format_date(moment.date(), _day_pattern(locale), locale=locale).translate(_ODD_SPACES)
-
-
-def format_clock(moment: datetime, language: str | None) -> str:
-    """ "9:00 AM" (en), "9:00" (es), in ``moment``'s zone."""
-    locale = babel_locale(language)
-    wall = moment.replace(tzinfo=None)  # already local: format the wall clock as is
-    return format_time(wall, "short", locale=locale).translate(_ODD_SPACES)
-
-
-@lru_cache(maxsize=1024)
-def display_phone(number: str | None, region: str) -> str:
-    """``+14105550100`` -> ``(410) 555-0100`` for local numbers, international otherwise."""
-    if not number:
-        return ""
-    try:
-        parsed = phonenumbers.parse(number, region)
-    except phonenumbers.NumberParseException:
-        return number
-    same_region = phonenumbers.region_code_for_number(parsed) == region
-    fmt = (
-        phonenumbers.PhoneNumberFormat.NATIONAL
-        if same_region
-        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
-    )
-    return phonenumbers.format_number(parsed, fmt)
-
-
 def build_context(
     settings: Settings,
     *,
@@ -129,38 +92,53 @@ def build_context(
     alert: Mapping[str, Any] | None = None,
     reply_text: str | None = None,
     now: datetime | None = None,
+    policy: Policy | None = None,
+    channel: str | None = None,
 ) -> dict[str, Any]:
     """The template variables of docs/design.md section 7; absent things are empty strings, never missing.
 
     Dates and times are in the patient's language (``language`` overrides it: pass the
-    language of the template actually used, see :func:`render_for`) and local zone.
+    language of the template actually used, see :func:`render_for`) and local zone, and
+    relative to ``now``, the moment the message is sent ("today", "tomorrow", cut-offs
+    already past). ``policy`` gives the preparation and whether an SMS (``channel``) may
+    name the session's kind (without one: the built-in preparation, and no).
     ``reply_text`` is the composed answer the pass-through template ``reply_text`` sends.
-    ``now`` is accepted for callers that pass their clock; the context does not depend on it.
     """
-    del now
+    now = now or utcnow()
     lang = language or (patient.language if patient is not None else None) or DEFAULT_LANGUAGE
     region = settings.default_region
-    session_vars: dict[str, Any] = {
-        "date": "",
-        "time": "",
-        "kind": "",
-        "series_number": "",
-        "series_size": "",
-        "confirmed": False,
-    }
+    session_vars: dict[str, Any] = {key: "" for key in VARIABLES["session"] or ()}
+    session_vars["confirmed"] = False
+    location_phone = display_phone(location.phone, region) if location is not None else ""
+    call = location_phone or display_phone(settings.clinic_phone, region)
+    prep_vars = prep_context(
+        None, now=now, starts_at=now, tz=settings.zone, language=lang, phone=call
+    )
     if session is not None:
         zone = recipient_zone(
             patient_tz=patient.timezone if patient else None,
             location_tz=location.timezone if location else None,
             default=settings.zone,
         )
-        local = session.starts_at.astimezone(zone)
+        session_vars.update(session_when(session.starts_at, now=now, tz=zone, language=lang))
         session_vars.update(
-            date=format_day(local, lang),
-            time=format_clock(local, lang),
             kind=session.kind or "",
+            label=session_label(session.kind or "", lang, policy=policy, channel=channel),
             confirmed=session.status == "confirmed" or session.confirmed_at is not None,
         )
+        preparation = (policy.preparation if policy else default_preparation()).for_session(
+            session.kind or "", session.location_id
+        )
+        if preparation is not None:
+            plan = plan_preparation(
+                preparation,
+                starts_at=session.starts_at,
+                duration_minutes=session.duration_minutes or 0,
+                tz=zone,
+            )
+            prep_vars = prep_context(
+                plan, now=now, starts_at=session.starts_at, tz=zone, language=lang, phone=call
+            )
         if series_number is None:
             series_number = session.series_number
     if series_number is not None:
@@ -175,10 +153,11 @@ def build_context(
     return {
         "patient": {"first_name": (patient.first_name if patient is not None else "") or ""},
         "session": session_vars,
+        "prep": prep_vars,
         "location": {
             "name": location.name if location is not None else "",
             "address": (location.address or "") if location is not None else "",
-            "phone": display_phone(location.phone, region) if location is not None else "",
+            "phone": location_phone,
         },
         "clinic": {
             "name": settings.clinic_name,
@@ -197,11 +176,16 @@ def sample_context(
     *,
     now: datetime | None = None,
     confirmed: bool = False,
+    policy: Policy | None = None,
+    channel: str | None = None,
+    late: bool = False,
 ) -> dict[str, Any]:
-    """Made-up data for previews and checks: patient Alex, a session tomorrow at 09:00 local."""
+    """Made-up data for previews and checks: patient Alex, a session tomorrow at 09:00 local,
+    read today at 08:00 (``late``: at 08:00 on the session's day, every cut-off past)."""
     zone = settings.zone
     today = (now or utcnow()).astimezone(zone).date()
     starts = datetime.combine(today + timedelta(days=1), time(9, 0), tzinfo=zone)
+    sent = datetime.combine(today + timedelta(days=1 if late else 0), time(8, 0), tzinfo=zone)
     patient = Patient(
         id="sample", first_name="Alex", language=normalise_language(language),
         timezone=None, initial_series_size=6,
@@ -230,6 +214,9 @@ def sample_context(
             "link": f"{base}/staff/patients/p-1001",
         },
         reply_text=f"{settings.clinic_name}: thank you, your visit is confirmed.",
+        now=sent,
+        policy=policy,
+        channel=channel,
     )
 
 

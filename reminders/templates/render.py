@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from types import TracebackType
 from typing import Any
@@ -24,6 +25,7 @@ from markupsafe import escape
 from sqlalchemy.orm import Session
 
 from reminders.db.models import Location, Patient, TreatmentSession
+from reminders.planning.policy import Policy
 from reminders.settings import Settings
 from reminders.templates.context import build_context, context_language
 from reminders.templates.limits import (
@@ -173,9 +175,12 @@ def render_for(
     alert: Mapping[str, Any] | None = None,
     reply_text: str | None = None,
     language: str | None = None,
+    now: datetime | None = None,
+    policy: Policy | None = None,
 ) -> Rendered:
     """Resolve the template for the patient's language, then build the context in the
-    language of the template actually used (an English fallback gets English dates)."""
+    language of the template actually used (an English fallback gets English dates), as
+    the message would read if sent at ``now`` (default: now) under ``policy``."""
     wanted = language or (patient.language if patient is not None else None)
     source = resolve_template(db, settings, name=name, channel=channel, language=wanted)
     context = build_context(
@@ -189,5 +194,8 @@ def render_for(
         language=context_language(wanted, source.language),
         alert=alert,
         reply_text=reply_text,
+        now=now,
+        policy=policy,
+        channel=channel,
     )
     return render_source(source, context)

@@ -159,9 +159,15 @@ def test_preview_with_a_real_session(
         db.flush()
         db.add(TreatmentSession(id="s1", patient_id="p1", location_id="north",
                                 starts_at=datetime(2026, 12, 1, 15, 0, tzinfo=UTC)))  # fmt: skip
-    assert main(["templates", "preview", "day_before", "--channel", "sms", "--session", "s1"]) == 0
+    assert main(["templates", "preview", "day_before", "--channel", "sms", "--session", "s1",
+                 "--now", "2026-11-30T18:00:00Z"]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "Hola Luz" in out and "martes, 1 de diciembre, a las 9:00 en North office" in out
+    assert "Hola Luz" in out and "mañana, martes 1 de diciembre, a las 9:00 en North office" in out
+    # Read on the session's day in Chicago, after the fasting cut-off (3:00): today, and call us.
+    assert main(["templates", "preview", "day_before", "--channel", "sms", "--session", "s1",
+                 "--now", "2026-12-01T14:00:00Z"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "hoy a las 9:00" in out and "comio algo desde las 3:00" in out
     assert main(["templates", "preview", "maintenance_due", "--channel", "sms", "--patient", "p1",
                  "--language", "en"]) == 0  # fmt: skip
     assert "Hi Luz" in capsys.readouterr().out

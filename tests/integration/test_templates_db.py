@@ -45,7 +45,7 @@ def test_db_version_overrides_the_file_and_is_audited(
     session_factory: sessionmaker[Session], settings: Settings
 ) -> None:
     with session_scope(session_factory) as db:
-        assert "ride home is arranged" in _render_ride_home(db, settings, "en")
+        assert "Arrange a ride home" in _render_ride_home(db, settings, "en")
         row = _save(db, settings, "{{ clinic.name }}: v1 at {{ session.time }}")
         assert row.version == 1
 

@@ -172,6 +172,39 @@ def test_policy_editor_validates_before_saving(
         assert db.scalars(select(AuditLog).where(AuditLog.action == "policy.save")).one()
 
 
+def test_the_preparation_is_shown_and_edited_with_the_policy(
+    admin_client: SignedIn, runtime: Runtime
+) -> None:
+    assert runtime.settings.policy_file is not None
+    path = Path(runtime.settings.policy_file)
+    original = path.read_text(encoding="utf-8")
+    page = admin_client.client.get("/staff/policy").text
+    assert "<h2>Preparation</h2>" in page
+    # The default, as clock times for a 9:00 AM session.
+    assert (
+        "no alcohol after 09:00 the day before, no food after 03:00, clear liquids until 07:00"
+        in page
+    )
+    assert "ride home required; no driving until the next day" in page
+    bad = original.replace("no_food: 6h", "no_food: 1h", 1)
+    response = admin_client.post("/staff/policy", {"text": bad})
+    assert response.status_code == 422
+    assert (
+        "preparation.kinds.infusion" in response.text and "closer to the session" in response.text
+    )
+    assert path.read_text(encoding="utf-8") == original
+    stricter = original.replace("no_food: 6h", "no_food: 8h", 1).replace(
+        "  locations: {}\n  # e.g.  uptown: {infusion",
+        "  locations: {uptown: {infusion: {no_alcohol: 48h}}}\n  # e.g.  uptown: {infusion",
+        1,
+    )
+    assert stricter.count("no_alcohol: 48h") == 1
+    assert admin_client.post("/staff/policy", {"text": stricter}).status_code == 303
+    page = admin_client.client.get("/staff/policy").text
+    assert "no food after 01:00" in page and "no alcohol after 09:00 2 days before" in page
+    assert "<td>uptown</td>" in page
+
+
 def test_the_built_in_policy_is_shown_but_never_written(
     admin_client: SignedIn, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -115,7 +115,7 @@ def test_context_uses_patient_then_location_then_clinic_zone(cfg: Settings) -> N
     assert at_location["session"]["time"] == "4:30 AM"
 
     spanish = build_context(cfg, patient=_patient(language="es"), session=session, location=madrid)
-    assert spanish["session"]["date"] == "miércoles, 2 de diciembre"
+    assert spanish["session"]["date"] == "miércoles 2 de diciembre"
     assert spanish["session"]["time"] == "4:30"
 
     clinic = build_context(cfg, patient=_patient(timezone="Not/AZone"), session=session)
@@ -352,7 +352,7 @@ def test_compiled_templates_are_cached() -> None:
 def test_spanish_sms_is_sent_as_gsm7(cfg: Settings) -> None:
     context = sample_context(cfg, "es", now=NOW)
     text = render(None, cfg, name="day_before", channel="sms", language="es", context=context).text
-    assert "martes, 1 de diciembre" in text
+    assert "mañana, martes 1 de diciembre, a las 9:00" in text
     assert "liquidos" in text  # "líquidos": í has no GSM-7 form, i does
     assert sms_info(text).encoding == "GSM-7"
 
@@ -471,8 +471,11 @@ def test_every_default_template_passes_check(cfg: Settings, confirmed: bool) -> 
 def test_prep_email_has_the_preparation_content(cfg: Settings) -> None:
     context = sample_context(cfg, "en", now=NOW)
     rendered = render(None, cfg, name="prep_full", channel="email", language="en", context=context)
-    for needle in ("6 hours", "2 hours", "24 hours", "medications", "comfortable clothes", "ride home",
-                   "do not drive until the next day", "Tuesday, December 1", "9:00 AM", "reply C"):  # fmt: skip
+    # The sample is read at 08:00 the day before a 09:00 session: cut-offs as clock times.
+    for needle in ("Nothing to eat after 3:00 AM.", "until 7:00 AM, then nothing to drink",
+                   "No alcohol after 9:00 AM today.", "medications", "comfortable clothes",
+                   "ride home", "do not drive until Wednesday", "tomorrow, Tuesday, December 1, at 9:00 AM",
+                   "reply C"):  # fmt: skip
         assert needle in rendered.text, needle
     assert (
         rendered.html is not None

@@ -33,6 +33,7 @@ KIND_LABELS = {
     "free_text": "Reply",
     "unknown_sender": "Unknown sender",
     "delivery_failed": "Delivery failed",
+    "prep_late": "Preparation cut-off missed",
 }
 
 

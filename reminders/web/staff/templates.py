@@ -29,6 +29,7 @@ from reminders.db.models import (
 from reminders.db.types import utcnow
 from reminders.logs import event
 from reminders.outbox.status import CHANNELS
+from reminders.planning.policy import Policy
 from reminders.settings import Settings
 from reminders.templates.check import CheckResult, check_source
 from reminders.templates.context import (
@@ -116,9 +117,10 @@ def find_patient(db: Session, query: str) -> Patient | None:
 
 
 def _patient_context(
-    db: Session, settings: Settings, patient: Patient, language: str
+    db: Session, settings: Settings, patient: Patient, draft: Draft, policy: Policy | None
 ) -> dict[str, Any]:
-    """The context for a real patient: their next session, else their latest."""
+    """The context for a real patient: their next session, else their latest, as if the
+    message went out now."""
     now = utcnow()
     sessions = db.scalars(
         select(TreatmentSession)
@@ -135,11 +137,21 @@ def _patient_context(
         patient=patient,
         session=session,
         location=location,
-        language=context_language(patient.language, language),
+        language=context_language(patient.language, draft.language),
+        now=now,
+        policy=policy,
+        channel=draft.channel,
     )
 
 
-def check_draft(db: Session, settings: Settings, draft: Draft, patient_query: str = "") -> Checks:
+def check_draft(
+    db: Session,
+    settings: Settings,
+    draft: Draft,
+    patient_query: str = "",
+    *,
+    policy: Policy | None = None,
+) -> Checks:
     result: CheckResult = check_source(
         channel=draft.channel,
         subject=draft.subject,
@@ -147,16 +159,17 @@ def check_draft(db: Session, settings: Settings, draft: Draft, patient_query: st
         html=draft.html,
         settings=settings,
         language=draft.language,
+        policy=policy,
     )
     checks = Checks(errors=_group(result.errors), warnings=_group(result.warnings))
     if not result.ok:
         return checks
     patient = find_patient(db, patient_query) if patient_query else None
     if patient is not None:
-        context = _patient_context(db, settings, patient, draft.language)
+        context = _patient_context(db, settings, patient, draft, policy)
         checks.preview_for = f"patient {patient.first_name} {patient.last_name}".strip()
     else:
-        context = sample_context(settings, draft.language)
+        context = sample_context(settings, draft.language, policy=policy, channel=draft.channel)
         if patient_query:
             checks.warnings.setdefault("general", []).append(
                 "no patient matches that search: showing sample data"
@@ -312,7 +325,7 @@ def template_edit(
         db,
         staff,
         draft,
-        checks=check_draft(db, settings, draft),
+        checks=check_draft(db, settings, draft, policy=runtime_of(request).policy),
         origin=origin,
         notice=NOTICES.get(done),
     )
@@ -341,7 +354,9 @@ def template_preview(
             too_many = "Too many previews: wait a few seconds."
             return Response(too_many, 429, {"Retry-After": "2"}, media_type="text/plain")
         with render_budget(PREVIEW_S):
-            checks = check_draft(db, settings_of(request), draft, patient)
+            checks = check_draft(
+                db, settings_of(request), draft, patient, policy=runtime_of(request).policy
+            )
     return render(request, "template_preview.html", {"draft": draft, "checks": checks}, staff=staff)
 
 
@@ -363,7 +378,7 @@ def template_save(
     name, channel, language = _key(name, channel, language)
     settings = settings_of(request)
     draft = _draft_from_form(name, channel, language, subject, body, html)
-    checks = check_draft(db, settings, draft, patient)
+    checks = check_draft(db, settings, draft, patient, policy=runtime_of(request).policy)
     if checks.ok:
         try:
             # save_version checks (renders) the draft before its first statement, so the write
