@@ -1,4 +1,4 @@
-"""The worker: small named steps (sync, plan, safety, dispatch, reconcile) and the daemon that
+"""The worker: small named steps (sync, plan, prep, safety, dispatch, reconcile) and the daemon that
 runs them.
 
 APScheduler only triggers the periodic passes (in-memory job store, ``max_instances=1``,
@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 from reminders.clinic.sync import SourceError, sync_clinic_source
+from reminders.conversations.prep_flags import PREP_CHECK_SECONDS, flag_late_preparation
 from reminders.conversations.safety import run_safety_checks
 from reminders.conversations.sweep import process_stranded
 from reminders.db.models import WorkerState
@@ -48,6 +49,7 @@ class TickSummary:
     synced: str | None = None
     plan: PlanReport = field(default_factory=PlanReport)
     safety: int = 0
+    prep_flags: int = 0
     dispatch: DispatchReport = field(default_factory=DispatchReport)
     reconcile: ReconcileReport = field(default_factory=ReconcileReport)
 
@@ -58,6 +60,8 @@ class TickSummary:
         parts.append(self.plan.line())
         if self.safety:
             parts.append(f"{self.safety} safety items")
+        if self.prep_flags:
+            parts.append(f"{self.prep_flags} sessions flagged: preparation cut-off missed")
         parts.append(self.dispatch.line())
         if self.reconcile.handled:
             parts.append(self.reconcile.line())
@@ -110,11 +114,28 @@ class Worker:
 
     def plan_step(self, now: datetime | None = None) -> PlanReport:
         with PASS_SECONDS.labels("plan").time(), self.runtime.session_factory() as db:
-            return plan_pass(
+            report = plan_pass(
                 db,
                 policy=self.runtime.policy,
                 default_tz=self.settings.zone,
                 now=now or self.clock(),
+            )
+        return report
+
+    def plan_and_flag_step(self, now: datetime | None = None) -> PlanReport:
+        """The daemon's plan job: a late booking is flagged the moment it is planned."""
+        report = self.plan_step(now)
+        if report.inserted or report.updated or report.revived:
+            self.prep_step(now)
+        return report
+
+    def prep_step(self, now: datetime | None = None) -> int:
+        """Flag sessions whose patient cannot be told a preparation cut-off in time. Runs after
+        a plan that changed something, and every ``PREP_CHECK_SECONDS`` for cut-offs that pass
+        as time goes by (a reminder that failed)."""
+        with PASS_SECONDS.labels("prep").time(), self.runtime.session_factory() as db:
+            return flag_late_preparation(
+                db, self.settings, self.runtime.policy, now or self.clock()
             )
 
     def safety_step(self, now: datetime | None = None) -> int:
@@ -152,6 +173,7 @@ class Worker:
         summary = TickSummary()
         summary.synced = self.sync_step()
         summary.plan = self.plan_step(now)
+        summary.prep_flags = self.prep_step(now)
         summary.safety = self.safety_step(now)
         summary.dispatch = self.dispatch_step(now)
         summary.reconcile = self.reconcile_step(now)
@@ -205,8 +227,9 @@ def run_daemon(runtime: Runtime) -> int:
     )
     jobs: dict[str, tuple[Callable[[], Any], float]] = {
         "sync": (worker.sync_step, settings.sync_interval_seconds),
-        "plan": (worker.plan_step, settings.plan_interval_seconds),
+        "plan": (worker.plan_and_flag_step, settings.plan_interval_seconds),
         "safety": (worker.safety_step, settings.pass_interval_seconds),
+        "prep": (worker.prep_step, PREP_CHECK_SECONDS),
         "dispatch": (worker.dispatch_step, settings.pass_interval_seconds),
         "reconcile": (worker.reconcile_step, settings.reconcile_interval_seconds),
     }
@@ -217,7 +240,7 @@ def run_daemon(runtime: Runtime) -> int:
         )
     # The first plan runs before the first dispatch so a fresh start sends what is due at once.
     _guarded("sync", worker.sync_step)()
-    _guarded("plan", worker.plan_step)()
+    _guarded("plan", worker.plan_and_flag_step)()
     scheduler.start()
 
     server = uvicorn.Server(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,9 @@ from reminders.settings import Settings
 log = logging.getLogger(__name__)
 
 KIND = "prep_late"
+# How often the check runs when planning changed nothing (cut-offs passing, reminders failing);
+# after a plan that changed something it runs at once.
+PREP_CHECK_SECONDS = 60.0
 CUTOFF_NAMES = {"food": "fasting", "liquids": "clear-liquids", "alcohol": "alcohol", "hold": ""}
 # Reminders that reach (or will reach) the patient, and from when.
 _REACHING = ("planned", "sending", "sent", "delivered")
@@ -65,12 +68,26 @@ def _describe(cutoff: CutoffTime) -> str:
     return f"the {CUTOFF_NAMES[cutoff.what]} cut-off"
 
 
-@dataclass
-class _Upcoming:
-    """A session with cut-offs, as the check needs it."""
+@dataclass(frozen=True, slots=True)
+class _Contact:
+    phone: str | None
+    phone_problem: str | None
+    sms_consent: bool
+    email: str | None
+    email_problem: str | None
+    email_consent: bool
 
-    session: TreatmentSession
-    patient: Patient
+
+@dataclass(slots=True)
+class _Upcoming:
+    """A session with cut-offs, as the check needs it (columns, not ORM objects: it runs over
+    every session of the next day or so)."""
+
+    session_id: str
+    patient_id: str
+    starts_at: datetime
+    kind: str
+    contact: _Contact
     zone: ZoneInfo
     cutoffs: tuple[CutoffTime, ...]
     key: str
@@ -84,18 +101,21 @@ def flag_late_preparation(db: Session, settings: Settings, policy: Policy, now: 
     upcoming = _upcoming(db, settings, policy, now)
     if not upcoming:
         return 0
-    flags = {
-        task.dedupe_key: task
-        for task in db.scalars(
-            select(StaffTask).where(StaffTask.dedupe_key.in_([u.key for u in upcoming.values()]))
-        )
-    }
-    # An acknowledged flag is done with: staff have called the patient.
-    todo = {
-        sid: u
-        for sid, u in upcoming.items()
-        if u.key not in flags or flags[u.key].acknowledged_at is None
-    }
+    # key -> (id, summary) of the open flags; an acknowledged one is done with: staff called.
+    flags: dict[str, tuple[int, str]] = {}
+    closed: set[str] = set()
+    for key, task_id, summary, acknowledged in db.execute(
+        select(
+            StaffTask.dedupe_key, StaffTask.id, StaffTask.summary, StaffTask.acknowledged_at
+        ).where(StaffTask.dedupe_key.in_([u.key for u in upcoming.values()]))
+    ):
+        if key is None:
+            continue
+        if acknowledged is None:
+            flags[key] = (task_id, summary)
+        else:
+            closed.add(key)
+    todo = {sid: u for sid, u in upcoming.items() if u.key not in closed}
     if not todo:
         return 0
     _read_reaches(db, policy, todo, now)
@@ -106,12 +126,14 @@ def flag_late_preparation(db: Session, settings: Settings, policy: Policy, now: 
         missed = missed_cutoffs(item.cutoffs, item.reaches, now)
         if not missed:
             continue
-        summary = _summary(settings, item.session, missed)
         flag = flags.get(item.key)
+        if flag is not None and all(_describe(c) in flag[1] for c in missed):
+            continue  # already says so (formatting every open flag each run is the cost)
+        summary = _summary(settings, item, missed)
         if flag is None:
             raised += _open_flag(db, item, summary, now)
-        elif flag.summary != summary:
-            flag.summary = summary  # more cut-offs missed since it was raised
+        else:  # more cut-offs missed since it was raised
+            db.execute(update(StaffTask).where(StaffTask.id == flag[0]).values(summary=summary))
     db.commit()
     return raised
 
@@ -124,7 +146,22 @@ def _upcoming(
     if not lead:
         return {}
     rows = db.execute(
-        select(TreatmentSession, Patient, Location.timezone)
+        select(
+            TreatmentSession.id,
+            TreatmentSession.patient_id,
+            TreatmentSession.starts_at,
+            TreatmentSession.duration_minutes,
+            TreatmentSession.kind,
+            TreatmentSession.location_id,
+            Patient.timezone,
+            Location.timezone,
+            Patient.phone,
+            Patient.phone_problem,
+            Patient.sms_consent,
+            Patient.email,
+            Patient.email_problem,
+            Patient.email_consent,
+        )
         .join(Patient, Patient.id == TreatmentSession.patient_id)
         .outerjoin(Location, Location.id == TreatmentSession.location_id)
         .where(
@@ -134,25 +171,23 @@ def _upcoming(
         )
     ).all()
     found: dict[str, _Upcoming] = {}
-    for session, patient, location_tz in rows:
-        prep = policy.preparation.for_session(session.kind or "", session.location_id)
+    for sid, pid, starts, minutes, kind, location_id, patient_tz, location_tz, *contact in rows:
+        prep = policy.preparation.for_session(kind or "", location_id)
         if prep is None:
             continue
-        zone = recipient_zone(
-            patient_tz=patient.timezone, location_tz=location_tz, default=settings.zone
-        )
-        plan = plan_preparation(
-            prep, starts_at=session.starts_at, duration_minutes=session.duration_minutes, tz=zone
-        )
+        zone = recipient_zone(patient_tz=patient_tz, location_tz=location_tz, default=settings.zone)
+        plan = plan_preparation(prep, starts_at=starts, duration_minutes=minutes, tz=zone)
         if plan.cutoffs:
-            key = flag_key(session.id, session.starts_at)
-            found[session.id] = _Upcoming(session, patient, zone, plan.cutoffs, key)
+            found[sid] = _Upcoming(
+                sid, pid, starts, kind or "", _Contact(*contact), zone, plan.cutoffs,
+                flag_key(sid, starts),
+            )  # fmt: skip
     return found
 
 
 def _read_reaches(db: Session, policy: Policy, todo: dict[str, _Upcoming], now: datetime) -> None:
     """When each session's reminders for its current start were or will be sent."""
-    blocked = _opted_out(db, [u.patient for u in todo.values()])
+    blocked = _opted_out(db, [u.contact for u in todo.values()])
     for sid, starts, channel, status, due, sending, sent in db.execute(
         select(
             Message.session_id,
@@ -165,30 +200,25 @@ def _read_reaches(db: Session, policy: Policy, todo: dict[str, _Upcoming], now: 
         ).where(Message.session_id.in_(todo), Message.kind == "reminder")
     ):
         item = todo.get(sid or "")
-        if item is None or starts != item.session.starts_at:
+        if item is None or starts != item.starts_at:
             continue
         item.has_reminders = True
         if status not in _REACHING:
             continue
         if status == "planned":
             # Consent is checked when it is sent: one that cannot reach the patient never will.
-            patient = item.patient
-            address = patient.phone if channel == "sms" else patient.email
+            contact = item.contact
+            address = contact.phone if channel == "sms" else contact.email
             opted = (channel, normalise_address(channel, address or "")) in blocked
-            if contact_problem(channel, patient, opted) is not None:
+            if contact_problem(channel, contact, opted) is not None:
                 continue
-        reach = sent or sending or _send_time(policy, channel, due, now, item.session, item.zone)
+        reach = sent or sending or _send_time(policy, channel, due, now, item)
         if reach is not None:
             item.reaches.append(reach)
 
 
 def _send_time(
-    policy: Policy,
-    channel: str,
-    due: datetime,
-    now: datetime,
-    session: TreatmentSession,
-    zone: ZoneInfo,
+    policy: Policy, channel: str, due: datetime, now: datetime, item: _Upcoming
 ) -> datetime | None:
     """When a planned reminder will go out: when due (now, if overdue), moved out of quiet
     hours as the dispatcher will move it; None when it never will (quiet hours last until too
@@ -196,18 +226,18 @@ def _send_time(
     placement = place_outside_quiet(
         max(due, now),
         pre_session=True,
-        session_start=session.starts_at,
+        session_start=item.starts_at,
         quiet=policy.quiet(channel),
-        tz=zone,
+        tz=item.zone,
         min_lead=policy.min_lead,
         margin=policy.quiet_margin,
     )
-    if placement.due_at < now or placement.due_at >= session.starts_at:
+    if placement.due_at < now or placement.due_at >= item.starts_at:
         return None
     return placement.due_at
 
 
-def _opted_out(db: Session, patients: list[Patient]) -> set[tuple[str, str]]:
+def _opted_out(db: Session, patients: list[_Contact]) -> set[tuple[str, str]]:
     addresses = {
         a for p in patients for a in (p.phone, normalise_address("email", p.email or "")) if a
     }
@@ -223,7 +253,7 @@ def _opted_out(db: Session, patients: list[Patient]) -> set[tuple[str, str]]:
     }
 
 
-def _summary(settings: Settings, session: TreatmentSession, missed: list[CutoffTime]) -> str:
+def _summary(settings: Settings, item: _Upcoming, missed: list[CutoffTime]) -> str:
     names = [_describe(c) for c in missed]
     what = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     times = "; ".join(
@@ -231,8 +261,8 @@ def _summary(settings: Settings, session: TreatmentSession, missed: list[CutoffT
         for c in missed
     )
     return (
-        f"Booked after {what}: {session.kind} on "
-        f"{format_when(session.starts_at, settings.zone, 'en')}. No reminder reached the "
+        f"Booked after {what}: {item.kind} on "
+        f"{format_when(item.starts_at, settings.zone, 'en')}. No reminder reached the "
         f"patient before {times}. Please call about their preparation."
     )[:500]
 
@@ -241,8 +271,8 @@ def _open_flag(db: Session, item: _Upcoming, summary: str, now: datetime) -> int
     task = StaffTask(
         kind=KIND,
         urgent=False,
-        patient_id=item.session.patient_id,
-        session_id=item.session.id,
+        patient_id=item.patient_id,
+        session_id=item.session_id,
         summary=summary,
         dedupe_key=item.key,
         created_at=now,
@@ -252,5 +282,5 @@ def _open_flag(db: Session, item: _Upcoming, summary: str, now: datetime) -> int
             db.add(task)
     except IntegrityError:
         return 0
-    event(log, "late preparation flagged", session_id=item.session.id)
+    event(log, "late preparation flagged", session_id=item.session_id)
     return 1

@@ -2,9 +2,9 @@
 
 ``run_safety_checks(db, settings, now)`` pages on-call once about inbox items nobody read in
 time (at 3 a.m. too, unless the policy turns out-of-hours paging off), re-alerts urgent staff
-tasks nobody acknowledged, flags infusions starting soon that the patient has not
-confirmed and sessions whose patient could not be told a preparation cut-off in time
-(:mod:`reminders.conversations.prep_flags`). It commits its own work (pass a plain Session, not one inside ``with db.begin()``)
+tasks nobody acknowledged and flags infusions starting soon that the patient has not
+confirmed. (Sessions whose patient could not be told a preparation cut-off in time are flagged
+by :mod:`reminders.conversations.prep_flags`, after planning.) It commits its own work (pass a plain Session, not one inside ``with db.begin()``)
 and returns how many things it did. Every page is claimed with an UPDATE that must change
 exactly one row, so two workers never page twice.
 
@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reminders import defaults
 from reminders.conversations.matching import patient_location
-from reminders.conversations.prep_flags import flag_late_preparation
 from reminders.conversations.replies import describe_hours, format_opening, format_when
 from reminders.conversations.risk import risk_screen_for
 from reminders.conversations.tasks import AFTER_HOURS_RULE, create_alerts, excerpt
@@ -400,5 +399,4 @@ def run_safety_checks(
         page_unread(db, settings, now, policy)
         + realert_unacknowledged(db, settings, now)
         + flag_unconfirmed(db, settings, now)
-        + flag_late_preparation(db, settings, policy, now)
     )

@@ -5,12 +5,13 @@ patient can be reached on a channel at all (:func:`contact_problem`)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from reminders.db.models import OptOut, Patient
+from reminders.db.models import OptOut
 from reminders.db.types import utcnow
 
 
@@ -78,7 +79,24 @@ def set_opt_out(
     return True
 
 
-def contact_problem(channel: str, patient: Patient, opted_out: bool) -> str | None:
+class Contact(Protocol):
+    """What decides whether a patient can be reached (a :class:`Patient` is one)."""
+
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def phone_problem(self) -> str | None: ...
+    @property
+    def sms_consent(self) -> bool: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def email_problem(self) -> str | None: ...
+    @property
+    def email_consent(self) -> bool: ...
+
+
+def contact_problem(channel: str, patient: Contact, opted_out: bool) -> str | None:
     """Why this patient cannot get a message on this channel now, or None."""
     if channel == "sms":
         if not patient.phone:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 from reminders.db.models import Location, Patient, TreatmentSession
 from reminders.db.types import utcnow
 from reminders.planning.policy import Policy
-from reminders.planning.prep import default_preparation, plan_preparation
+from reminders.planning.prep import PreparationPolicy, default_preparation, plan_preparation
 from reminders.planning.timecalc import recipient_zone
 from reminders.settings import Settings
 from reminders.templates.formats import DEFAULT_LANGUAGE as DEFAULT_LANGUAGE
@@ -79,6 +80,12 @@ KNOWN_NAMES = sorted(
 )
 
 
+@lru_cache(maxsize=1)
+def _built_in() -> PreparationPolicy:
+    """The built-in preparation, for callers without a policy (read only)."""
+    return default_preparation()
+
+
 def build_context(
     settings: Settings,
     *,
@@ -126,7 +133,7 @@ def build_context(
             label=session_label(session.kind or "", lang, policy=policy, channel=channel),
             confirmed=session.status == "confirmed" or session.confirmed_at is not None,
         )
-        preparation = (policy.preparation if policy else default_preparation()).for_session(
+        preparation = (policy.preparation if policy else _built_in()).for_session(
             session.kind or "", session.location_id
         )
         if preparation is not None:

@@ -8,12 +8,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from reminders.conversations.prep_flags import KIND, flag_key, missed_cutoffs
-from reminders.conversations.safety import run_safety_checks
+from reminders.conversations.prep_flags import KIND, flag_key, flag_late_preparation, missed_cutoffs
 from reminders.db.models import Message, Patient, StaffTask, TreatmentSession
 from reminders.planning.prep import PREP_GRACE, CutoffTime
 from reminders.runtime import Runtime
-from reminders.worker import run_tick
+from reminders.worker import Worker, run_tick
 
 NY = ZoneInfo("America/New_York")
 
@@ -101,7 +100,10 @@ def test_an_acknowledged_flag_is_not_raised_again_but_a_new_time_is(clinic: Runt
         flag.acknowledged_at = booked
         flag.acknowledged_by = "desk@example.com"
         db.commit()
-        assert run_safety_checks(db, clinic.settings, booked + timedelta(minutes=5)) == 0
+        assert (
+            flag_late_preparation(db, clinic.settings, clinic.policy, booked + timedelta(minutes=5))
+            == 0
+        )
     assert len(_flags(clinic)) == 1
     # Moved to 14:00: a new start time is a new session for the patient's preparation.
     with clinic.session_factory() as db:
@@ -139,7 +141,21 @@ def test_a_cut_off_missed_later_is_added_to_the_open_flag(clinic: Runtime) -> No
             message.status, message.reason = "failed", "provider_rejected: 21211"
         db.commit()
         at = datetime(2027, 3, 20, 11, 20, tzinfo=NY)  # clear liquids ended at 11:00
-        assert run_safety_checks(db, clinic.settings, at) == 0  # no second flag
+        assert flag_late_preparation(db, clinic.settings, clinic.policy, at) == 0  # no second flag
     (flag,) = _flags(clinic)
     assert "and the clear-liquids cut-off" in flag.summary
     assert "clear-liquids cut-off Saturday, March 20 at 11:00 AM" in flag.summary
+
+
+def test_the_daemons_plan_job_flags_a_late_booking_at_once(clinic: Runtime) -> None:
+    _book(clinic, "late", datetime(2027, 3, 20, 13, 0, tzinfo=NY), email=False)
+    booked = datetime(2027, 3, 20, 4, 0, tzinfo=NY)
+    worker = Worker(clinic, clock=lambda: booked)
+    try:
+        report = worker.plan_and_flag_step(booked)
+        assert report.inserted and len(_flags(clinic)) == 1
+        # Nothing new planned: the plan job leaves the check to its own minute-by-minute job.
+        assert not worker.plan_and_flag_step(booked).inserted
+        assert worker.prep_step(booked) == 0 and len(_flags(clinic)) == 1
+    finally:
+        worker.close()
