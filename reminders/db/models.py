@@ -95,6 +95,8 @@ class TreatmentSession(Base):
     phase: Mapped[str | None] = mapped_column(String(16))  # as given; derived when null
     series_number: Mapped[int | None] = mapped_column(Integer)  # as given; derived when null
     confirmed_at: Mapped[datetime | None] = mapped_column()
+    # How it was confirmed: sms | email | phone (staff, by phone) | clinic (the clinic's data).
+    confirmed_via: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -337,6 +339,8 @@ class StaffUser(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The console's language for this person: en | es (None: the browser's).
+    language: Mapped[str | None] = mapped_column(String(8))
 
 
 class AuditLog(Base):
@@ -403,3 +407,44 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_failure_at: Mapped[datetime] = mapped_column(index=True)
     blocked_until: Mapped[datetime | None] = mapped_column()
+
+
+class StaffNote(Base):
+    """A note staff wrote about a patient, shown in the patient's conversation."""
+
+    __tablename__ = "staff_notes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    author: Mapped[str] = mapped_column(String(320))  # the staff member's email
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class PolicyVersion(Base):
+    """A saved version of the policy file (console edits): history, diff and revert."""
+
+    __tablename__ = "policy_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(320))
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TaskRead(Base):
+    """Who has seen an inbox item (the inbox's unread state is per staff member)."""
+
+    __tablename__ = "task_reads"
+
+    task_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("staff_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    read_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -25,6 +25,7 @@ from reminders.providers.twilio import webhooks as twilio_webhooks
 from reminders.runtime import Runtime
 from reminders.web import unsubscribe
 from reminders.web.staff import router as staff
+from reminders.web.staff.errors import install_error_pages
 
 log = logging.getLogger(__name__)
 # A thread that wants the GIL waits up to this long for a busy one (a console preview
@@ -55,6 +56,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         staff.router,
     ):
         app.include_router(router)
+    install_error_pages(app)  # the console's errors are pages, not JSON
     # Each route's body limit, before its body is read (reminders/bodylimits.py).
     app.add_middleware(BodyLimitMiddleware)
     return app

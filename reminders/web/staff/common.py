@@ -1,7 +1,9 @@
 """What every staff page shares: the Jinja environment, the signed-in user, CSRF, rendering.
 
 Pages are rendered with Jinja2 autoescaping on: patient-supplied text (names, replies) is
-always shown as text. Responses carry a strict Content-Security-Policy (scripts and styles
+always shown as text. Every page gets ``t("English text")`` (the staff member's language,
+:mod:`reminders.web.staff.i18n`), ``label(group, code)`` (words for stored codes,
+:mod:`reminders.web.staff.labels`) and ``lang``. Responses carry a strict Content-Security-Policy (scripts and styles
 from /staff/static only) and are never cached.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +26,8 @@ from starlette.responses import Response
 from reminders.db.models import StaffUser
 from reminders.web.deps import get_db, settings_of
 from reminders.web.staff.auth import check_csrf, csrf_token, must_change_password, session_user
+from reminders.web.staff.i18n import LANGUAGE_NAMES, console_language, translator
+from reminders.web.staff.labels import label as _label
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE_DIR = HERE / "pages"
@@ -83,6 +88,7 @@ def signed_in(request: Request, db: Session = Depends(get_db)) -> Staff:
     if found is None:
         raise redirect_to_login(request)
     user, session_id = found
+    request.state.staff_language = user.language  # for the error pages, too
     if must_change_password(user) and request.url.path != PASSWORD_PATH:
         raise HTTPException(status_code=303, headers={"Location": PASSWORD_PATH})
     return Staff(user=user, session_id=session_id, csrf=csrf_token(settings, session_id))
@@ -128,12 +134,17 @@ def render(
     status_code: int = 200,
 ) -> Response:
     settings = settings_of(request)
+    language = console_language(request, staff.user.language if staff else None)
     values = {
         "staff": staff,
         "csrf": staff.csrf if staff else context.get("csrf", ""),
         "tz": settings.zone,
         "clinic_name": settings.clinic_name,
         "path": request.url.path,
+        "lang": language,
+        "console_languages": LANGUAGE_NAMES,
+        "t": translator(language),
+        "label": partial(_label, language=language),
         **context,
     }
     response = pages.TemplateResponse(request, name, values, status_code=status_code)

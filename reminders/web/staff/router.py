@@ -21,7 +21,20 @@ from reminders.db.models import AuditLog, StaffUser
 from reminders.db.types import utcnow
 from reminders.logs import event
 from reminders.web.deps import get_write_db, runtime_of, settings_of
-from reminders.web.staff import admin, auth, inbox, outbox, patients, sessions, templates, throttle
+from reminders.web.staff import (
+    accounts,
+    admin,
+    auth,
+    conversation,
+    inbox,
+    outbox,
+    patients,
+    sessions,
+    templates,
+    throttle,
+    today,
+    visits,
+)
 from reminders.web.staff.common import (
     PASSWORD_PATH,
     STATIC_DIR,
@@ -32,11 +45,18 @@ from reminders.web.staff.common import (
     see_other,
     signed_in,
 )
+from reminders.web.staff.i18n import LANGUAGES
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/staff")
 
-STATIC_FILES = {"staff.css": "text/css", "staff.js": "text/javascript"}
+# Every stylesheet and script in static/ (each area of the console may have its own).
+STATIC_TYPES = {".css": "text/css", ".js": "text/javascript"}
+STATIC_FILES = {
+    path.name: STATIC_TYPES[path.suffix]
+    for path in STATIC_DIR.iterdir()
+    if path.suffix in STATIC_TYPES
+}
 LOGIN_REFUSED = (
     "Wrong email or password. After several wrong tries, signing in is slowed down: "
     "if you are sure of your password, wait a few minutes and try again."
@@ -195,5 +215,22 @@ def task_link(task_id: int, staff: Staff = Depends(signed_in)) -> Response:
     return see_other(f"/staff/inbox?task={task_id}")
 
 
-for area in (templates, outbox, inbox, patients, admin):
+@router.post("/account/language", include_in_schema=False)
+def choose_language(
+    language: str = Form(...),
+    next: str = Form(""),
+    staff: Staff = Depends(posted),
+    db: Session = Depends(get_write_db),
+) -> Response:
+    """The console's language for this staff member (English or Spanish)."""
+    if language not in LANGUAGES:
+        raise HTTPException(status_code=400, detail="The console is in English or Spanish.")
+    user = db.get(StaffUser, staff.user.id)
+    if user is not None:
+        user.language = language
+        db.commit()
+    return see_other(safe_next(next))
+
+
+for area in (today, templates, outbox, inbox, patients, conversation, admin, accounts, visits):
     router.include_router(area.router)
