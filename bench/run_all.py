@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["plan", "dispatch", "memory", "latency", "rate", "inbound", "page", "crisis_screen"]
-PG_AWARE = {"plan", "dispatch"}
+BENCHES = [
+    "plan", "dispatch", "memory", "latency", "rate", "inbound", "page", "crisis_screen", "today",
+]  # fmt: skip
+PG_AWARE = {"plan", "dispatch", "today"}
 SCRIPTS = {  # others: <name>_bench.py
     "inbound": "inbound_load.py",
     "page": "page_latency.py",

@@ -14,15 +14,20 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import select
 
 from reminders.cli.common import command
 from reminders.db.engine import session_scope
-from reminders.db.models import AuditLog, StaffUser
+from reminders.db.models import StaffUser
 from reminders.errors import UsageError
 from reminders.runtime import Runtime
-from reminders.web.staff import sessions, throttle
+from reminders.web.staff.accounts import (
+    AccountError,
+    add_account,
+    normalise_phone,
+    reset_password,
+    set_active,
+)
 from reminders.web.staff.auth import ROLES, find_user, new_one_time_password, one_time_hash
 from reminders.web.staff.strength import weakness
 
@@ -71,15 +76,10 @@ def register(subparsers: Any) -> None:
 
 
 def _phone(value: str | None, region: str) -> str | None:
-    if not value:
-        return None
     try:
-        parsed = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        raise UsageError(f"--phone {value!r} is not a phone number") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise UsageError(f"--phone {value!r} is not a valid phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return normalise_phone(value, region)
+    except AccountError as exc:
+        raise UsageError(f"--phone {exc}") from None
 
 
 def _one_time_password(args: argparse.Namespace, rt: Runtime, email: str) -> tuple[str, str]:
@@ -111,20 +111,10 @@ def _cmd_add(args: argparse.Namespace, rt: Runtime) -> int:
     phone = _phone(args.phone, rt.settings.default_region)
     password, stored = _one_time_password(args, rt, email)
     with session_scope(rt.session_factory) as db:
-        if find_user(db, email) is not None:
-            raise UsageError(
-                f"{email} already has an account (use `reminders staff reset-password`)"
-            )
-        db.add(StaffUser(email=email, role=args.role, phone=phone, password_hash=stored))
-        db.add(
-            AuditLog(
-                actor="cli",
-                action="staff.add",
-                entity="staff_user",
-                entity_id=email,
-                detail={"role": args.role},
-            )
-        )
+        try:
+            add_account(db, email=email, role=args.role, phone=phone, stored=stored, actor="cli")
+        except AccountError as exc:
+            raise UsageError(f"{exc} (use `reminders staff reset-password`)") from None
     _print_password(rt, email, password, chosen=args.password_stdin)
     return 0
 
@@ -142,21 +132,8 @@ def _cmd_reset(args: argparse.Namespace, rt: Runtime) -> int:
         user = find_user(db, email)
         if user is None or user.id != user_id:
             raise UsageError(f"no account for {args.email}")
-        user.password_hash = stored
-        user.failed_logins = 0
-        user.locked_until = None
         active = user.active  # a disabled account stays disabled
-        sessions.revoke_all(db, user.id, now)
-        throttle.clear(db, [throttle.login_keys(email, "").account])
-        db.add(
-            AuditLog(
-                actor="cli",
-                action="staff.reset_password",
-                entity="staff_user",
-                entity_id=email,
-                detail={"active": active},
-            )
-        )
+        reset_password(db, user, stored=stored, actor="cli", now=now, action="staff.reset_password")
     _print_password(rt, email, password, chosen=args.password_stdin)
     print(f"every console session of {email} has ended")
     if not active:
@@ -185,11 +162,7 @@ def _cmd_disable(args: argparse.Namespace, rt: Runtime) -> int:
         user = find_user(db, args.email)
         if user is None:
             raise UsageError(f"no account for {args.email}")
-        user.active = False
-        sessions.revoke_all(db, user.id, datetime.now(UTC))
-        db.add(
-            AuditLog(actor="cli", action="staff.disable", entity="staff_user", entity_id=user.email)
-        )
+        set_active(db, user, active=False, actor="cli", now=datetime.now(UTC))
     print(f"{args.email} can no longer sign in; their console sessions have ended")
     return 0
 
@@ -199,9 +172,6 @@ def _cmd_enable(args: argparse.Namespace, rt: Runtime) -> int:
         user = find_user(db, args.email)
         if user is None:
             raise UsageError(f"no account for {args.email}")
-        user.active = True
-        db.add(
-            AuditLog(actor="cli", action="staff.enable", entity="staff_user", entity_id=user.email)
-        )
+        set_active(db, user, active=True, actor="cli", now=datetime.now(UTC))
     print(f"{args.email} can sign in again")
     return 0

@@ -437,8 +437,7 @@ def _confirm(
     if session.status == "confirmed":
         reply("already_confirmed", when)
         return
-    session.status = "confirmed"
-    session.confirmed_at = now
+    session.status, session.confirmed_at, session.confirmed_via = "confirmed", now, inbound.channel
     # The planner re-renders the day-of messages ("your visit is confirmed").
     patient.needs_plan = True
     patient.change_seq = (patient.change_seq or 0) + 1

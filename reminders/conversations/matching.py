@@ -26,7 +26,7 @@ from reminders.db.models import (
     Patient,
     TreatmentSession,
 )
-from reminders.outbox.status import SENT_STATUSES
+from reminders.outbox.status import SENT_STATUSES, TO_PATIENT_KINDS
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def match_sender(db: Session, channel: str, address: str) -> tuple[Patient | Non
         .where(
             Message.patient_id.in_(ids),
             Message.channel == channel,
-            Message.kind.in_(("reminder", "checkin", "nudge")),
+            Message.kind.in_(TO_PATIENT_KINDS),  # a staff text too: the reply may answer it
             Message.sent_at.is_not(None),
         )
         .order_by(Message.sent_at.desc(), Message.id.desc())

@@ -1,7 +1,8 @@
 """The checks at send time, pure given the facts: is a claimed message still wanted,
 can it reach the patient now, and is it inside quiet hours? A pass can run late (a worker
 was down, quiet hours deferred it), so everything the planner decided is checked again
-at the moment of sending.
+at the moment of sending. A staff member's text to a patient (kind ``staff``) gets the same
+consent, opt-out and quiet-hours checks; only its quiet hours can be overridden ("urgent").
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 from reminders.clinic.records import ACTIVE_SESSION_STATUSES
 from reminders.db.models import Location, Message, Patient, TreatmentSession
 from reminders.outbox.consent import contact_problem, normalise_address
-from reminders.outbox.status import PATIENT_KINDS
+from reminders.outbox.status import STAFF_KIND, TO_PATIENT_KINDS
 from reminders.planning.policy import Policy
 from reminders.planning.timecalc import place_outside_quiet, quiet_period, recipient_zone
 
@@ -98,7 +99,7 @@ def verdict_for(
     """What to do with a claimed message, and the address to send it to."""
     if msg.not_after is not None and now >= msg.not_after:
         return Verdict("skip", "session_started" if msg.kind == "reminder" else "expired"), None
-    if msg.kind not in PATIENT_KINDS:
+    if msg.kind not in TO_PATIENT_KINDS:
         # Staff alerts and replies: explicit recipient, no consent or quiet-hours gate.
         return (SEND, msg.to_address) if msg.to_address else (Verdict("skip", "no_recipient"), None)
     if patient is None:
@@ -130,6 +131,11 @@ def verdict_for(
                 "skip", f"{problem}; {rule.fallback} fallback impossible: {other_problem}"
             ), None
         return Verdict("skip", problem), None
+    address = patient.phone if msg.channel == "sms" else patient.email
+    if msg.kind == STAFF_KIND and (msg.data or {}).get("override_quiet") is True:
+        # A staff member ticked "urgent: send now even in quiet hours" (consent and opt-out
+        # were checked above: they are never overridden).
+        return SEND, address
     tz = recipient_zone(
         patient_tz=patient.timezone,
         location_tz=location.timezone if location else None,
@@ -140,4 +146,4 @@ def verdict_for(
     )
     if quiet is not None:
         return quiet, None
-    return SEND, patient.phone if msg.channel == "sms" else patient.email
+    return SEND, address

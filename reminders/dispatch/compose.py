@@ -108,7 +108,10 @@ def render_outgoing(
         channel=msg.channel,
         to=to_address,
         body=rendered.text,
-        subject=rendered.subject,
+        # A pass-through text may carry its own subject ("send me a test" of an email).
+        subject=(data.get("subject") or rendered.subject)
+        if msg.template == "reply_text"
+        else rendered.subject,
         html=rendered.html,
         rule=msg.rule,
         kind=msg.kind,

@@ -47,7 +47,7 @@ from reminders.logs import event
 from reminders.metrics import MESSAGES_SENT, PROVIDER_ERRORS
 from reminders.outbox import settle, store
 from reminders.outbox.consent import set_opt_out
-from reminders.outbox.status import PATIENT_KINDS, target
+from reminders.outbox.status import TO_PATIENT_KINDS, target
 from reminders.planning.policy import Policy
 from reminders.providers.base import OutcomeUnknown, OutgoingMessage, Provider, ProviderError
 from reminders.settings import Settings
@@ -463,7 +463,7 @@ class Dispatcher:
 
     def _apply_effect(self, db: Session, msg: Message, exc: ProviderError) -> bool:
         """What a permanent error says about the recipient; True when a fallback may help."""
-        if not exc.permanent or msg.patient_id is None or msg.kind not in PATIENT_KINDS:
+        if not exc.permanent or msg.patient_id is None or msg.kind not in TO_PATIENT_KINDS:
             return False
         patient = db.get(Patient, msg.patient_id)
         if patient is None:

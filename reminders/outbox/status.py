@@ -84,9 +84,16 @@ SENT_STATUSES = ("sending", "sent", "delivered")
 # Handed to a provider: the statuses a provider's delivery report may act on.
 HANDED_OVER = frozenset({"sending", "sent", "delivered", "failed"})
 
-# Messages to patients, planned from the policy. The other kinds, ``alert`` (to on-call
-# staff) and ``reply`` (an answer to an inbound message), have an explicit recipient.
+# Messages to patients, planned from the policy: the planner owns these rows (it re-plans,
+# revives and cancels them). The other kinds, ``alert`` (to on-call staff) and ``reply`` (an
+# answer to an inbound message), have an explicit recipient.
 PATIENT_KINDS = ("reminder", "checkin", "nudge")
+# A text a staff member wrote on the patient's page (reminders.web.staff.conversation). It goes
+# to the patient's own number, so it is checked at send time like the planned kinds (consent,
+# opt-out, quiet hours unless ``data["override_quiet"]``), but the planner never touches it.
+STAFF_KIND = "staff"
+# Every kind sent to the patient's own address, behind the consent and opt-out checks.
+TO_PATIENT_KINDS = (*PATIENT_KINDS, STAFF_KIND)
 
 
 class IllegalMove(ValueError):

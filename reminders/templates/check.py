@@ -166,7 +166,10 @@ def check_source(
         except TemplateSyntaxError as exc:
             problems.append((exc.lineno, f"{part} line {exc.lineno}: syntax error: {exc.message}"))
             continue
-        problems.extend(_static_errors(part, tree))
+        try:
+            problems.extend(_static_errors(part, tree))
+        except TemplateSyntaxError as exc:  # an unknown filter or test, found while analysing
+            problems.append((exc.lineno, f"{part} line {exc.lineno}: syntax error: {exc.message}"))
     result.errors.extend(dict.fromkeys(msg for _, msg in sorted(problems)))
     if result.errors:
         return result
@@ -180,8 +183,13 @@ def check_source(
         html=parts.get("html"),
     )
     renders: list[Rendered] = []
-    # Unconfirmed and confirmed, read the day before; and read late, every cut-off past.
-    for confirmed, late in ((False, False), (True, False), (False, True)):
+    # Unconfirmed and confirmed, read the day before; and, for a template that says when the
+    # session is or how to prepare, read late (every cut-off past). Each render costs time
+    # from the console preview's budget (limits.PREVIEW_S).
+    samples = [(False, False), (True, False)]
+    if any(word in text for text in parts.values() for word in ("prep", "session")):
+        samples.append((False, True))
+    for confirmed, late in samples:
         try:
             context = sample_context(
                 settings, language, confirmed=confirmed, late=late, policy=policy, channel=channel

@@ -139,9 +139,11 @@ def test_c_confirms_the_next_open_session(client: TestClient, clinic: Runtime) -
             s.id: (s.status, s.confirmed_at is not None)
             for s in db.scalars(select(TreatmentSession))
         }
+        vias = {s.id: s.confirmed_via for s in db.scalars(select(TreatmentSession))}
         audit = db.scalars(select(AuditLog).where(AuditLog.action == "session_confirmed")).one()
     # Not the cancelled one tomorrow, not the later one, not anyone else's.
     assert statuses["s1-next"] == ("confirmed", True)
+    assert vias["s1-next"] == "sms" and vias["s1-later"] is None  # the Today page says "by text"
     assert statuses["s1-cancelled"] == ("cancelled", False)
     assert statuses["s1-later"] == ("scheduled", False)
     assert statuses["s2-next"] == ("scheduled", False)

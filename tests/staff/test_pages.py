@@ -240,4 +240,4 @@ def test_revert_makes_an_old_version_live(admin_client: SignedIn) -> None:
         == 303
     )
     page = admin_client.client.get("/staff/templates/day_before/sms/en")
-    assert "db v3" in page.text and "confirm. one" in page.text
+    assert "Live version: 3 (edited in the console)" in page.text and "confirm. one" in page.text

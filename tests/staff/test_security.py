@@ -53,7 +53,20 @@ POSTS = [
     "/staff/templates/day_before/sms/en/revert",
     "/staff/templates/day_before/sms/en/test",
     "/staff/inbox/1/ack",
+    "/staff/inbox/bulk-ack",
     "/staff/policy",
+    "/staff/policy/revert",
+    "/staff/account/language",
+    "/staff/sessions/s1/confirm",
+    "/staff/patients/p1/reply",
+    "/staff/patients/p1/template",
+    "/staff/patients/p1/note",
+    "/staff/patients/p1/contact",
+    "/staff/patients/p1/opt-out",
+    "/staff/accounts",
+    "/staff/accounts/1/disable",
+    "/staff/accounts/1/enable",
+    "/staff/accounts/1/reset",
 ]
 VALID_SMS = "{{ clinic.name }}: see you {{ session.date }} at {{ session.time }}. Reply {{ reply.confirm }} to confirm."
 

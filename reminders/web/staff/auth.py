@@ -283,9 +283,12 @@ def idle_limit(settings: Settings) -> timedelta:
     return timedelta(minutes=settings.staff_idle_minutes)
 
 
-def session_user(request: Request, settings: Settings, db: Session) -> tuple[StaffUser, str] | None:
+def session_user(
+    request: Request, settings: Settings, db: Session, *, touch: bool = True
+) -> tuple[StaffUser, str] | None:
     """The signed-in user and the session token, or None: the cookie must be signed, and its
-    session neither revoked nor idle; the account active, its password unchanged since."""
+    session neither revoked nor idle; the account active, its password unchanged since.
+    ``touch=False`` (a page's background polls) does not count as activity."""
     payload = _session_payload(request, settings)
     token = payload.get("s") if payload else None
     if payload is None or not isinstance(token, str):
@@ -301,7 +304,7 @@ def session_user(request: Request, settings: Settings, db: Session) -> tuple[Sta
         or payload.get("p") != _fingerprint(user.password_hash)
     ):
         return None
-    if now - row.last_seen_at >= sessions.touch_interval(idle):
+    if touch and now - row.last_seen_at >= sessions.touch_interval(idle):
         sessions.touch(request.app.state.runtime.session_factory, token, now)
     return user, token
 

@@ -9,6 +9,7 @@ from /staff/static only) and are never cached.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -47,10 +48,103 @@ SECURITY_HEADERS = {
 }
 
 
+_EN = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+    "Mon",
+    "Tue",
+    "Wed",
+    "Thu",
+    "Fri",
+    "Sat",
+    "Sun",
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+]
+_ES = [
+    "lunes",
+    "martes",
+    "miércoles",
+    "jueves",
+    "viernes",
+    "sábado",
+    "domingo",
+    "enero",
+    "febrero",
+    "marzo",
+    "abril",
+    "mayo",
+    "junio",
+    "julio",
+    "agosto",
+    "septiembre",
+    "octubre",
+    "noviembre",
+    "diciembre",
+    "lun",
+    "mar",
+    "mié",
+    "jue",
+    "vie",
+    "sáb",
+    "dom",
+    "ene",
+    "feb",
+    "mar",
+    "abr",
+    "jun",
+    "jul",
+    "ago",
+    "sept",
+    "oct",
+    "nov",
+    "dic",
+]
+_SPANISH = dict(zip(_EN, _ES, strict=True))
+_NAMES = re.compile(r"\b(" + "|".join(sorted(_SPANISH, key=len, reverse=True)) + r")\b")
+
+
 def localtime(value: datetime | None, zone: ZoneInfo, fmt: str = "%a %d %b %Y %H:%M") -> str:
     if value is None:
         return ""
     return value.astimezone(zone).strftime(fmt)
+
+
+@pass_context
+def _localtime_filter(
+    ctx: Any, value: datetime | None, zone: ZoneInfo, fmt: str = "%a %d %b %Y %H:%M"
+) -> str:
+    """``localtime`` in the page's language: day and month names in Spanish for ``es``."""
+    text = localtime(value, zone, fmt)
+    if ctx.get("lang") == "es":
+        text = _NAMES.sub(lambda m: _SPANISH[m.group()], text)
+    return text
 
 
 _env = Environment(
@@ -59,7 +153,7 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.filters["localtime"] = localtime
+_env.filters["localtime"] = _localtime_filter
 pages = Jinja2Templates(env=_env)
 
 
@@ -91,6 +185,19 @@ def signed_in(request: Request, db: Session = Depends(get_db)) -> Staff:
     request.state.staff_language = user.language  # for the error pages, too
     if must_change_password(user) and request.url.path != PASSWORD_PATH:
         raise HTTPException(status_code=303, headers={"Location": PASSWORD_PATH})
+    return Staff(user=user, session_id=session_id, csrf=csrf_token(settings, session_id))
+
+
+def signed_in_quietly(request: Request, db: Session = Depends(get_db)) -> Staff:
+    """The signed-in staff member for a page's background requests (polls): the same checks,
+    but it does not count as activity (a page left open still signs out when idle), and
+    anyone else gets 401, not a redirect."""
+    settings = settings_of(request)
+    found = session_user(request, settings, db, touch=False)
+    if found is None or must_change_password(found[0]):
+        raise HTTPException(status_code=401, detail="You were signed out: sign in again.")
+    user, session_id = found
+    request.state.staff_language = user.language
     return Staff(user=user, session_id=session_id, csrf=csrf_token(settings, session_id))
 
 

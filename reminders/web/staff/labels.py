@@ -108,6 +108,7 @@ MESSAGE_KIND: Words = {
     "nudge": ("Time to book", "Hora de reservar"),
     "alert": ("Alert to staff", "Alerta al personal"),
     "reply": ("Reply", "Respuesta"),
+    "staff": ("Text from staff", "SMS del personal"),
 }
 
 # The shipped policy's rules; a clinic's own rule names are made readable.
@@ -118,6 +119,7 @@ RULE: Words = {
     "infusion-checkin": ("Next-day check-in", "Seguimiento del día siguiente"),
     "consultation-day-before": ("Consultation reminder", "Recordatorio de consulta"),
     "maintenance-nudge": ("Time to book maintenance", "Hora de reservar mantenimiento"),
+    "staff": ("Text from staff", "SMS del personal"),
 }
 
 SESSION_STATUS: Words = {

@@ -69,7 +69,7 @@ CURRENT_PASSWORD_THROTTLED = (
 @router.get("", include_in_schema=False)
 @router.get("/", include_in_schema=False)
 def index(staff: Staff = Depends(signed_in)) -> Response:
-    return see_other("/staff/inbox")
+    return see_other("/staff/today")
 
 
 @router.get("/static/{name}", include_in_schema=False)

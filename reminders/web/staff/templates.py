@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from jinja2 import TemplateSyntaxError
 from sqlalchemy import event as sa_event
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +36,7 @@ from reminders.planning.policy import Policy
 from reminders.settings import Settings
 from reminders.templates.check import CheckResult, check_source
 from reminders.templates.context import (
+    KNOWN_NAMES,
     build_context,
     context_language,
     normalise_language,
@@ -46,6 +50,7 @@ from reminders.templates.store import list_templates, resolve_template
 from reminders.templates.versions import save_version, template_history
 from reminders.web.deps import get_db, get_write_db, runtime_of, settings_of
 from reminders.web.staff.common import Staff, admin_posted, posted, render, see_other, signed_in
+from reminders.web.staff.i18n import console_language, translator
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -152,15 +157,18 @@ def check_draft(
     *,
     policy: Policy | None = None,
 ) -> Checks:
-    result: CheckResult = check_source(
-        channel=draft.channel,
-        subject=draft.subject,
-        body=draft.body,
-        html=draft.html,
-        settings=settings,
-        language=draft.language,
-        policy=policy,
-    )
+    try:
+        result: CheckResult = check_source(
+            channel=draft.channel,
+            subject=draft.subject,
+            body=draft.body,
+            html=draft.html,
+            settings=settings,
+            language=draft.language,
+            policy=policy,
+        )
+    except TemplateSyntaxError as exc:  # an unknown filter or test gets past the checker's parse
+        return Checks(errors={"general": [f"line {exc.lineno}: syntax error: {exc.message}"]})
     checks = Checks(errors=_group(result.errors), warnings=_group(result.warnings))
     if not result.ok:
         return checks
@@ -211,6 +219,107 @@ def _rules_using(request: Request) -> dict[str, list[str]]:
     for rule in runtime_of(request).policy.rules:
         using.setdefault(rule.template, []).append(rule.name)
     return using
+
+
+# --- plain words ---------------------------------------------------------------------------------
+
+_WHERE = re.compile(
+    r"^(?:template \S+ \([^)]*\) )?(?P<part>subject|body|html)?(?: ?line (?P<line>\d+))?: (?P<what>.*)$",
+    re.DOTALL,
+)
+_UNKNOWN = re.compile(
+    r"^unknown variable (?P<name>'[^']*')(?: \(did you mean (?P<hint>'[^']*')\?\))?$"
+)
+_UNDEFINED = re.compile(r"^undefined variable: '(?P<name>[^']*)' is undefined$")
+_NO_ATTRIBUTE = re.compile(r"^undefined variable: .* has no attribute '(?P<name>[^']*)'$")
+_NO_FILTER = re.compile(r"^syntax error: No (?P<kind>filter|test) named (?P<name>'[^']*')\.?$")
+_RAW_EXCEPTION = re.compile(r"^[A-Z]\w*(Error|Exception): ")
+PLAIN = {
+    "the template is empty": "The message is empty.",
+    "an email template needs a subject": "An email needs a subject.",
+    "renders to an empty message with sample data": "With the sample patient, the message comes out empty.",
+}  # fmt: skip
+
+
+def _unknown(name: str, hint: str | None, t: Callable[[str], str]) -> str:
+    words = t("unknown variable {name}").format(name=name)
+    if hint:
+        return words + t(" — did you mean {name}?").format(name=hint)
+    return words + t(": see “Variables you can use”")
+
+
+def plain_message(message: str, t: Callable[[str], str]) -> str:
+    """A checker or render message in words for the person editing: where (the line), then
+    what to fix; never a raw Jinja exception ("UndefinedError: 'x' is undefined")."""
+    found = _WHERE.match(message)
+    part, line, what = (
+        (found["part"], found["line"], found["what"]) if found else ("", None, message)
+    )
+    names = {"subject": t("Subject"), "html": t("HTML"), "body": ""}
+    where = names.get(part, "")
+    if line:
+        where = f"{where}, {t('line')} {line}" if where else t("Line {n}").format(n=line)
+    if m := _UNKNOWN.match(what):
+        what = _unknown(m["name"], m["hint"], t)
+    elif m := _UNDEFINED.match(what):
+        close = difflib.get_close_matches(m["name"], KNOWN_NAMES, n=1, cutoff=0.6)
+        what = _unknown(repr(m["name"]), repr(close[0]) if close else None, t)
+    elif m := _NO_ATTRIBUTE.match(what):
+        what = t("a variable has no part called {name}: see “Variables you can use”").format(
+            name=repr(m["name"])
+        )
+    elif m := _NO_FILTER.match(what):
+        what = t("there is no {kind} called {name}").format(kind=t(m["kind"]), name=m["name"])
+    elif what.startswith("syntax error: "):
+        detail = what.removeprefix("syntax error: ")
+        if "end of template" in detail:
+            what = t(
+                "a {% if %} or {% for %} is not closed ({% endif %} / {% endfor %} missing), or a {{ is not closed with }}"
+            )
+        else:
+            what = t("the {{ }} or {% %} marks are not written correctly here")
+    elif what.startswith("template limit: "):
+        what = t("this makes the message too long, or too slow to write") + f" ({what})"
+    elif what.startswith("not allowed: "):
+        what = t("this is not allowed in a template")
+    elif _RAW_EXCEPTION.match(what):
+        what = t(
+            "this cannot be worked out with the sample patient: check the variables and filters used"
+        )
+    else:
+        what = t(PLAIN.get(what, what))
+    return f"{where}: {what}" if where else what[:1].upper() + what[1:]  # fmt: skip
+
+
+def plain_checks(checks: Checks, t: Callable[[str], str]) -> Checks:
+    def words(grouped: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {key: [plain_message(m, t) for m in items] for key, items in grouped.items()}
+
+    return replace(checks, errors=words(checks.errors), warnings=words(checks.warnings))
+
+
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
+
+
+def origin_words(source: TemplateSource, language: str, t: Callable[[str], str]) -> str:
+    """Where the live text comes from: "Live version: 3 (edited in the console)"."""
+    if source.origin == "db":
+        words = t("Live version: {n} (edited in the console)").format(n=source.version)
+    elif source.origin == "built-in":
+        words = t("Live version: the text shipped with the system")
+    else:
+        words = t("Live version: the clinic's template file")
+    if source.language != language:
+        missing = t("No {language} version yet: showing the {other} one.").format(
+            language=t(LANGUAGE_NAMES.get(language, language)),
+            other=t(LANGUAGE_NAMES.get(source.language, source.language)),
+        )
+        words = f"{missing} {words}"
+    return words
+
+
+def _words(request: Request, staff: Staff) -> Callable[[str], str]:
+    return translator(console_language(request, staff.user.language))
 
 
 # --- pages -------------------------------------------------------------------------------------
@@ -267,16 +376,17 @@ def _editor(
     patient: str = "",
     notice: str | None = None,
 ) -> Response:
+    t = _words(request, staff)
     return render(
         request,
         "template_edit.html",
         {
             "draft": draft,
-            "checks": checks,
+            "checks": plain_checks(checks, t),
             "origin": origin,
             "note": note,
             "patient": patient,
-            "notice": notice,
+            "notice": t(notice) if notice else None,
             "has_phone": bool(staff.user.phone),
         },
         staff=staff,
@@ -305,8 +415,9 @@ def template_edit(
     settings = settings_of(request)
     try:
         source = resolve_template(db, settings, name=name, channel=channel, language=language)
-    except TemplateError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
+    except TemplateError:
+        detail = _words(request, staff)("There is no such template.")
+        raise HTTPException(status_code=404, detail=detail) from None
     draft = Draft(
         name=name,
         channel=channel,
@@ -315,11 +426,7 @@ def template_edit(
         subject=source.subject,
         html=source.html,
     )
-    origin = (
-        source.label
-        if source.language == language
-        else f"no {language} version yet: showing {source.language} ({source.label})"
-    )
+    origin = origin_words(source, language, _words(request, staff))
     return _editor(
         request,
         db,
@@ -357,6 +464,7 @@ def template_preview(
             checks = check_draft(
                 db, settings_of(request), draft, patient, policy=runtime_of(request).policy
             )
+    checks = plain_checks(checks, _words(request, staff))
     return render(request, "template_preview.html", {"draft": draft, "checks": checks}, staff=staff)
 
 
@@ -402,7 +510,7 @@ def template_save(
         except IntegrityError:
             writes.rollback()
             checks.errors.setdefault("general", []).append(
-                "someone else saved this template at the same moment: reload and try again"
+                "Someone else saved this template at the same moment: reload and try again."
             )
         else:
             event(
@@ -419,7 +527,7 @@ def template_save(
         staff,
         draft,
         checks=checks,
-        origin="unchanged (this draft was not saved)",
+        origin=_words(request, staff)("Not saved: the live version is unchanged."),
         status_code=422,
         note=note,
         patient=patient,
@@ -539,15 +647,19 @@ def template_revert(
         )
     )
     if old is None:
-        raise HTTPException(
-            status_code=422, detail=f"template {name}/{channel}/{language} has no version {version}"
-        )
+        detail = _words(request, staff)("This template has no version {n}.").format(n=version)
+        raise HTTPException(status_code=422, detail=detail)
     try:
         _revert(writes, settings_of(request), old, actor=staff.user.email)
         writes.commit()
     except (TemplateError, IntegrityError) as exc:
         writes.rollback()
-        detail = str(exc) if isinstance(exc, TemplateError) else "saved meanwhile: try again"
+        t = _words(request, staff)
+        detail = (
+            plain_message(str(exc), t)
+            if isinstance(exc, TemplateError)
+            else t("Someone saved this template meanwhile: try again.")
+        )
         raise HTTPException(status_code=422, detail=detail) from None
     return see_other(f"/staff/templates/{name}/{channel}/{language}?done=reverted")
 
@@ -584,25 +696,41 @@ def template_test(
     channel: str,
     language: str,
     staff: Staff = Depends(posted),
-    db: Session = Depends(get_write_db),
+    db: Session = Depends(get_db),
+    writes: Session = Depends(get_write_db),
 ) -> Response:
-    """Queue the live version to the staff member's own phone or email (kind "reply":
-    explicit recipient, no consent or quiet-hours gate); the worker's next pass sends it."""
+    """Send the live version to the staff member's own phone or email, exactly as the preview
+    beside it shows it: rendered now for the sample patient, and queued as that text (kind
+    "reply", template "reply_text": explicit recipient, no consent or quiet-hours gate); the
+    worker's next pass sends it."""
     name, channel, language = _key(name, channel, language)
+    t = _words(request, staff)
     address = staff.user.phone if channel == "sms" else staff.user.email
     if not address:
         raise HTTPException(
             status_code=400,
-            detail="your account has no phone number: ask an admin "
-            "to run `reminders staff add EMAIL --phone ...` again",
-        )
+            detail=t("Your account has no mobile number: ask an admin to add it on the Staff accounts page."),
+        )  # fmt: skip
+    settings = settings_of(request)
+    policy = runtime_of(request).policy
+    try:
+        source = resolve_template(db, settings, name=name, channel=channel, language=language)
+        context = sample_context(settings, language, policy=policy, channel=channel)
+        with render_budget(PREVIEW_S):
+            rendered = render_source(source, context)
+    except TemplateError as exc:
+        raise HTTPException(status_code=422, detail=plain_message(str(exc), t)) from None
+    data: dict[str, Any] = {"text": rendered.text, "test_by": staff.user.id, "template": name}
+    if rendered.subject is not None:
+        data["subject"] = rendered.subject
     now = utcnow()
-    db.add(Message(
-        dedupe_key=f"test:{name}:{channel}:{language}:{uuid.uuid4().hex}", patient_id=None, rule=f"test:{name}",
-        kind="reply", channel=channel, template=name, due_at=now, status="planned", to_address=address,
-        language=language, data={"test_by": staff.user.id}, created_at=now, updated_at=now,
+    writes.add(Message(
+        dedupe_key=f"test:{name}:{channel}:{language}:{uuid.uuid4().hex}", patient_id=None,
+        rule=f"test:{name}", kind="reply", channel=channel, template="reply_text", due_at=now,
+        status="planned", to_address=address, language=language, data=data,
+        subject=rendered.subject, body=rendered.text, created_at=now, updated_at=now,
     ))  # fmt: skip
-    db.add(
+    writes.add(
         AuditLog(
             actor=staff.user.email,
             action="template.test",
@@ -610,5 +738,5 @@ def template_test(
             entity_id=f"{name}/{channel}/{language}",
         )
     )
-    db.commit()
+    writes.commit()
     return see_other(f"/staff/templates/{name}/{channel}/{language}?done=queued")
