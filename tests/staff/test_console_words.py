@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
@@ -171,3 +172,43 @@ def test_a_visit_confirmed_by_phone(
         f"/staff/sessions/{session_id}/confirm", {"next": "https://evil.example/"}
     )
     assert elsewhere.headers["location"] == "/staff/inbox"
+
+
+def test_the_policy_reads_in_spanish_too(admin_client: SignedIn) -> None:
+    admin_client.post("/staff/account/language", {"language": "es"})
+    page = admin_client.client.get("/staff/policy").text
+    assert "3 días antes de que empiece la cita" in page
+    assert (
+        "sin alcohol después de las 09:00 el día anterior, sin comida después de las 03:00" in page
+    )
+    assert "necesita quien le lleve a casa; no conducir hasta el día siguiente" in page
+
+
+def test_every_policy_phrase_has_its_spanish() -> None:
+    from reminders.defaults import POLICY_FILE
+    from reminders.planning.policy import parse_policy
+    from reminders.web.staff.policy_words import describe_when, preparation_rows
+
+    raw = yaml.safe_load(POLICY_FILE.read_text(encoding="utf-8"))
+    raw["rules"].append(
+        {"name": "fixed", "kind": "checkin", "when": {"day": 1, "at": "10:00"}, "channels": ["sms"],
+         "template": "checkin"}
+    )  # fmt: skip
+    raw["preparation"]["kinds"]["infusion"].update(
+        arrive_early="15m",
+        no_driving="12h",
+        hold=[{"item": "lorazepam", "before": {"day": -2, "at": "20:00"}}],
+    )
+    policy = parse_policy(raw)
+    spanish = catalog("es")
+    missing: set[str] = set()
+
+    def t(text: str) -> str:
+        if text not in spanish:
+            missing.add(text)
+        return spanish.get(text, text)
+
+    for rule in policy.rules:
+        describe_when(rule, t)
+    preparation_rows(policy, t)
+    assert not missing, sorted(missing)

@@ -7,10 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import yaml
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -23,131 +21,17 @@ from reminders.db.engine import LOCK_WAIT_MS
 from reminders.db.models import AuditLog, Patient, PolicyVersion
 from reminders.errors import PolicyError
 from reminders.logs import event
-from reminders.planning.policy import FixedTime, Offset, Policy, Rule, load_policy, parse_policy
-from reminders.planning.prep import DayTime, Preparation, plan_preparation
+from reminders.planning.policy import Policy, load_policy, parse_policy
 from reminders.web.deps import get_db, get_write_db, runtime_of, settings_of
 from reminders.web.staff.common import Staff, admin, admin_posted, render, see_other, signed_in
 from reminders.web.staff.i18n import console_language, translator
 from reminders.web.staff.labels import readable
+from reminders.web.staff.policy_words import describe_when, preparation_rows
 from reminders.web.staff.templates import diff_lines
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 MAX_POLICY_BYTES = 256 * 1024
-
-
-def _amount(n: int, unit: str) -> str:
-    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
-
-
-def describe_offset(offset: Offset) -> str:
-    parts = []
-    if offset.days:
-        parts.append(_amount(abs(offset.days), "day"))
-    hours, minutes = divmod(abs(offset.minutes), 60)
-    if hours:
-        parts.append(_amount(hours, "hour"))
-    if minutes:
-        parts.append(_amount(minutes, "minute"))
-    span = " ".join(parts) or "0 minutes"
-    return (
-        f"{span} before the session starts" if offset.before else f"{span} after the session ends"
-    )
-
-
-def describe_when(rule: Rule) -> str:
-    if rule.kind == "nudge":
-        return (
-            f"{_amount(rule.lead, 'day')} before maintenance is due, at {rule.at:%H:%M}, "
-            f"then every {_amount(rule.every, 'day')}, at most {rule.max} times"
-        )
-    when = rule.when
-    if isinstance(when, FixedTime):
-        day = abs(when.day)
-        side = "before the session" if when.day < 0 else "after the session"
-        return f"{_amount(day, 'day')} {side}, at {when.at:%H:%M}"
-    if isinstance(when, Offset):
-        return describe_offset(when)
-    return ""
-
-
-def _span(delta: timedelta) -> str:
-    return describe_offset(Offset(minutes=int(delta.total_seconds() // 60))).removesuffix(
-        " after the session ends"
-    )
-
-
-def _days_before(days: int) -> str:
-    return {0: "the session's day", 1: "the day before"}.get(days, f"{days} days before")
-
-
-def _cutoff_text(spec: timedelta | DayTime | None) -> str:
-    """ "6 hours before" / "20:00 the day before"."""
-    if spec is None:
-        return ""
-    if isinstance(spec, DayTime):
-        return f"{spec.at:%H:%M} {_days_before(-spec.day)}"
-    return f"{_span(spec)} before"
-
-
-def _text_of(text: Mapping[str, str]) -> str:
-    return " / ".join(value if lang == "*" else f"{lang}: {value}" for lang, value in text.items())
-
-
-EXAMPLE_START = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
-CUTOFF_WORDS = {
-    "food": "no food after",
-    "liquids": "clear liquids until",
-    "alcohol": "no alcohol after",
-}
-
-
-def _example(prep: Preparation) -> str:
-    """The cut-offs for a session at 09:00 (no daylight-saving change)."""
-    plan = plan_preparation(prep, starts_at=EXAMPLE_START, duration_minutes=60, tz=ZoneInfo("UTC"))
-    parts = []
-    for cutoff in plan.cutoffs:
-        what = CUTOFF_WORDS.get(cutoff.what) or f"stop {_text_of(cutoff.item or {})} at"
-        days = (EXAMPLE_START.date() - cutoff.at.date()).days
-        parts.append(f"{what} {cutoff.at:%H:%M}" + (f" {_days_before(days)}" if days else ""))
-    return ", ".join(parts)
-
-
-def describe_preparation(prep: Preparation) -> dict[str, str]:
-    """A row of the policy page's preparation table, in plain words ("—" for nothing)."""
-    if prep.no_driving == "next_day":
-        driving = "no driving until the next day"
-    elif isinstance(prep.no_driving, timedelta):
-        driving = f"no driving for {_span(prep.no_driving)} after"
-    else:
-        driving = ""
-    ride = "; ".join(p for p in ("ride home required" if prep.ride_home else "", driving) if p)
-    hold = [f"{_text_of(h.item)} (from {_cutoff_text(h.before)})" for h in prep.hold]
-    row = {
-        "food": _cutoff_text(prep.no_food),
-        "liquids": _cutoff_text(prep.clear_liquids_until),
-        "alcohol": _cutoff_text(prep.no_alcohol),
-        "hold": "; ".join(hold),
-        "bring": "; ".join(_text_of(b) for b in prep.bring),
-        "wear": _text_of(prep.wear) if prep.wear else "",
-        "arrive": f"{_span(prep.arrive_early)} early" if prep.arrive_early else "",
-        "ride": ride,
-        "example": _example(prep),
-    }
-    return {key: value or "—" for key, value in row.items()}
-
-
-def preparation_rows(policy: Policy) -> list[dict[str, str]]:
-    rows = [
-        {"kind": kind, "where": "every location", **describe_preparation(prep)}
-        for kind, prep in policy.preparation.kinds.items()
-    ]
-    for location, kinds in policy.preparation.locations.items():
-        for kind in kinds:
-            prep = policy.preparation.for_session(kind, location)
-            if prep is not None:
-                rows.append({"kind": kind, "where": location, **describe_preparation(prep)})
-    return rows
 
 
 # The built-in policy is package data (read-only in an installed package, and replaced by
@@ -182,8 +66,9 @@ def _policy_page(
     on_disk = _read(path)
     if text is None:
         text = on_disk or ""
-    rows = [{"rule": r, "when": describe_when(r)} for r in policy.rules] if policy else []
-    prep_rows = preparation_rows(policy) if policy else []
+    t = translator(console_language(request, staff.user.language))
+    rows = [{"rule": r, "when": describe_when(r, t)} for r in policy.rules] if policy else []
+    prep_rows = preparation_rows(policy, t) if policy else []
     running = runtime_of(request).policy.fingerprint()
     latest = None
     if settings.policy_file is not None:
