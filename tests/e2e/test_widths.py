@@ -105,3 +105,26 @@ def test_the_sign_in_page_fits_a_phone(browser: Any, console: Console) -> None:
         assert page.evaluate(UNNAMED_CONTROLS) == []
     finally:
         context.close()
+
+
+def test_the_console_in_spanish_and_an_error_that_is_a_page(page: Any) -> None:
+    """Item 4: a person switches the console to Spanish from the menu; codes read as words;
+    a missing page is a page, in their language."""
+    from playwright.sync_api import expect
+
+    page.goto("/staff/outbox?when=past")
+    page.get_by_label("Language").select_option("es")
+    page.get_by_role("button", name="Change").click()
+    expect(page.get_by_role("link", name="Bandeja de entrada")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    body = page.locator("main").inner_text()
+    assert "No entregado" in body  # the failed message's status, in words
+    assert "failed" not in body.split()  # never the code
+    page.goto("/staff/no-such-page")
+    expect(page.get_by_role("heading", name="No encontrado")).to_be_visible()
+    expect(page.get_by_role("link", name="Volver a la consola")).to_be_visible()
+    # Back to English for the other tests of this module.
+    page.goto("/staff/today")
+    page.get_by_label("Idioma").select_option("en")
+    page.get_by_role("button", name="Cambiar").click()
+    expect(page.get_by_role("link", name="Inbox")).to_be_visible()

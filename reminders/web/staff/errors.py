@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import (
@@ -19,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from reminders.web.staff.auth import session_user
 from reminders.web.staff.common import SECURITY_HEADERS, pages
 from reminders.web.staff.i18n import console_language, translator
 
@@ -66,10 +68,24 @@ def _detail_text(detail: object) -> str:
     return ""
 
 
+def _their_language(request: Request) -> str | None:
+    """The signed-in person's chosen language, for an error raised before (or without) the
+    sign-in check: an unknown page."""
+    if hasattr(request.state, "staff_language"):
+        return cast(str | None, request.state.staff_language)
+    runtime = request.app.state.runtime
+    try:
+        with runtime.read_session_factory() as db:
+            found = session_user(request, runtime.settings, db, touch=False)
+    except Exception:  # noqa: BLE001 - an error page must not fail on the database
+        return None
+    return found[0].language if found else None
+
+
 def error_page(
     request: Request, status_code: int, detail: str = "", reference: str | None = None
 ) -> Response:
-    language = console_language(request, getattr(request.state, "staff_language", None))
+    language = console_language(request, _their_language(request))
     t = translator(language)
     context = {
         "request": request,
