@@ -99,15 +99,16 @@ def _words(request: Request, staff: Staff) -> live.Translate:
 
 def _helpers(request: Request, staff: Staff, filters: live.Filters) -> dict[str, Any]:
     """What the list and detail partials call: names, times, plain summaries, links."""
-    t, zone, now = _words(request, staff), settings_of(request).zone, utcnow()
+    language = _language(request, staff)
+    t, zone, now = translator(language), settings_of(request).zone, utcnow()
     return {
         "filters": filters,
         "q": filters.query,
         "name": partial(live.full_name, t=t),
         "plain": partial(live.plain_summary, t=t),
-        "when": partial(live.short_when, zone=zone, t=t, now=now),
+        "when": partial(live.short_when, zone=zone, t=t, now=now, language=language),
         "clock": lambda at: at.astimezone(zone).strftime("%H:%M") if at else "",
-        "day_title": partial(live.day_title, t=t),
+        "day_title": partial(live.day_title, language=language),
     }
 
 

@@ -28,15 +28,17 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from reminders.db.models import Patient, StaffTask, TaskRead, TreatmentSession
+from reminders.templates.formats import babel_locale, format_day
 from reminders.web.staff.common import signed_in_quietly
 from reminders.web.staff.labels import TASK_KIND
 
@@ -46,21 +48,6 @@ URGENT_LIMIT = 50
 # Kinds whose acknowledgement always needs its own note (never acknowledged in bulk).
 NEEDS_NOTE = frozenset({"crisis", "review", "low_score"})
 GROUPED = "unconfirmed"
-MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 Translate = Callable[[str], str]
 
 
@@ -306,14 +293,14 @@ def plain_summary(task: StaffTask, patient: Patient | None, t: Translate) -> str
     return re.sub(r"(unknown sender) \([^)]*\)", r"\1", text)
 
 
-def day_title(day: date, t: Translate) -> str:
-    """ "Tuesday, December 1" (or "martes, 1 de diciembre")."""
-    return t("{weekday}, {month} {day}").format(
-        weekday=t(WEEKDAYS[day.weekday()]), month=t(MONTHS[day.month - 1]), day=day.day
-    )
+def day_title(day: date, language: str) -> str:
+    """ "Tuesday, December 1" (or "martes, 1 de diciembre"): the patients' messages' format."""
+    return format_day(datetime.combine(day, time()), language)
 
 
-def short_when(at: datetime | None, zone: ZoneInfo, t: Translate, now: datetime) -> str:
+def short_when(
+    at: datetime | None, zone: ZoneInfo, t: Translate, now: datetime, language: str
+) -> str:
     """ "15:04" today, else "Mar 12, 15:04" ("12 mar, 15:04"), with the year if not this one."""
     if at is None:
         return ""
@@ -321,7 +308,7 @@ def short_when(at: datetime | None, zone: ZoneInfo, t: Translate, now: datetime)
     clock = local.strftime("%H:%M")
     if local.date() == today:
         return clock
-    month = t(MONTHS[local.month - 1])[:3]
+    month = format_date(local.date(), "MMM", locale=babel_locale(language)).rstrip(".")
     when = t("{month} {day}, {time}").format(month=month, day=local.day, time=clock)
     return when if local.year == today.year else f"{when} {local.year}"
 
