@@ -50,7 +50,9 @@ LOCATION_COLUMNS = ("name", "address", "phone", "timezone")
 PATIENT_COLUMNS = (
     "first_name", "last_name", "phone", "phone_problem", "email", "email_problem", "timezone",
     "language", "sms_consent", "email_consent", "initial_series_size", "maintenance_interval_days",
+    "clinic_sms_consent", "clinic_email_consent",
 )  # fmt: skip
+CONSENTS = ("sms_consent", "email_consent")
 SESSION_COLUMNS = (
     "patient_id", "location_id", "starts_at", "duration_minutes", "kind", "status", "phase",
     "series_number", "confirmed_at",
@@ -175,9 +177,14 @@ def apply_rows(
     changed_locations = _upsert(
         db, LOCATIONS, LOCATION_COLUMNS, locations, report.counts["locations"], now
     )
-    changed_patients = _upsert(
-        db, PATIENTS, PATIENT_COLUMNS, patients, report.counts["patients"], now
-    )
+    existing_patients = _existing(db, PATIENTS, PATIENT_COLUMNS, list(patients))
+    patient_rows = {
+        pid: _merge_patient(rec, existing_patients.get(pid)) for pid, rec in patients.items()
+    }
+    changed_patients = _write(
+        db, PATIENTS, PATIENT_COLUMNS, patient_rows, existing_patients,
+        report.counts["patients"], now,
+    )  # fmt: skip
     dirty.update(changed_patients)
     existing_sessions = _existing(db, SESSIONS, SESSION_COLUMNS, list(sessions))
     session_rows = {
@@ -336,6 +343,21 @@ def _write(
     counts.inserted += len(inserts)
     counts.updated += len(updates)
     return [row["id"] for row in inserts] + [row["b_id"] for row in updates]
+
+
+def _merge_patient(rec: PatientRecord, old: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The clinic's row, keeping a consent staff recorded in the console (the patient said so
+    on the phone) for as long as the clinic's own value has not changed since the last import:
+    the most recent statement wins."""
+    values = {
+        name: getattr(rec, name) for name in PATIENT_COLUMNS if not name.startswith("clinic_")
+    }
+    for name in CONSENTS:
+        values[f"clinic_{name}"] = values[name]
+        said_before = old[f"clinic_{name}"] if old is not None else None
+        if old is not None and said_before is not None and said_before == values[name]:
+            values[name] = old[name]
+    return values
 
 
 def _merge_session(

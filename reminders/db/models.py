@@ -69,6 +69,10 @@ class Patient(Base):
     language: Mapped[str] = mapped_column(String(16), default="en")
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     email_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the clinic's records said at the last import or sync: a consent staff change in the
+    # console stands until the clinic's own value changes (reminders.clinic.importer).
+    clinic_sms_consent: Mapped[bool | None] = mapped_column(Boolean)
+    clinic_email_consent: Mapped[bool | None] = mapped_column(Boolean)
     initial_series_size: Mapped[int] = mapped_column(Integer, default=6)
     maintenance_interval_days: Mapped[int] = mapped_column(Integer, default=28)
     # Set (and change_seq bumped) whenever the patient, their sessions or their location

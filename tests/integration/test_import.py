@@ -344,3 +344,38 @@ def test_cli_csv_folder_and_single_csv(cli_env: Path, capsys: pytest.CaptureFixt
     (folder / "people.csv").write_text("id,first_name\np1,Ana\n")
     assert main(["import", str(folder / "people.csv")]) == 2
     assert main(["import", str(DATA / "csv_bad")]) == 1
+
+
+def test_a_consent_recorded_in_the_console_stands_until_the_clinic_changes_it(
+    session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    """Staff unticked SMS consent (the patient said so on the phone): a later import of the
+    same clinic record keeps it; only a change of the clinic's own value overrides it."""
+
+    def clinic(sms: bool, name: str = "Ana") -> None:
+        data = {
+            "patients": [
+                {"id": "c1", "first_name": name, "phone": "410-555-0101", "sms_consent": sms,
+                 "email_consent": True}
+            ]
+        }  # fmt: skip
+        with session_scope(session_factory) as db:
+            import_data(db, settings, data, source="test")
+
+    def consent() -> tuple[bool, bool | None]:
+        with session_scope(session_factory) as db:
+            patient = _get(db, Patient, "c1")
+            return patient.sms_consent, patient.clinic_sms_consent
+
+    clinic(sms=True)
+    assert consent() == (True, True)
+    with session_scope(session_factory) as db:  # what the console's consent form does
+        _get(db, Patient, "c1").sms_consent = False
+    clinic(sms=True)
+    assert consent() == (False, True)  # the clinic said nothing new
+    clinic(sms=True, name="Ana María")
+    assert consent() == (False, True)  # another field changed; consent still the staff's
+    clinic(sms=False)
+    assert consent() == (False, False)
+    clinic(sms=True)  # the clinic's records now say yes: the latest statement wins
+    assert consent() == (True, True)
